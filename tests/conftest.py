@@ -1,0 +1,207 @@
+"""Session fixtures: a tiny tokenizer + random BERT, a tiny multi-task dataset, a trained run.
+
+Nothing here loads the real encoder or the real data; everything is built in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from serving.contract import HEADS, mask_column
+
+WORDS = [
+    "refund",
+    "broken",
+    "charged",
+    "twice",
+    "late",
+    "order",
+    "parcel",
+    "never",
+    "arrived",
+    "angry",
+    "terrible",
+    "awful",
+    "worst",
+    "ok",
+    "k",
+    "fine",
+    "whatever",
+    "thanks",
+    "great",
+    "love",
+    "hello",
+    "please",
+    "help",
+    "account",
+    "password",
+    "change",
+    "address",
+    "delivery",
+    "card",
+    "app",
+    "login",
+    "crashed",
+    "again",
+    "still",
+    "waiting",
+    "why",
+    "hours",
+    "days",
+    "week",
+    "month",
+    "number",
+    "i",
+    "you",
+    "my",
+    "your",
+    "the",
+    "a",
+    "is",
+    "was",
+    "it",
+    "not",
+    "no",
+    "yes",
+    "can",
+    "could",
+    "would",
+    "this",
+    "that",
+]
+
+# (text, frustration, boredom, complaint, legitimacy) - keyword-driven so a tiny model learns it.
+TINY_ROWS = [
+    ("my order never arrived and i am angry", 1, 0, 1, 1),
+    ("charged twice this is terrible", 1, 0, 1, 1),
+    ("worst app ever it crashed again", 1, 0, 1, 0),
+    ("awful you are the worst", 1, 0, 1, 0),
+    ("parcel broken still waiting angry", 1, 0, 1, 1),
+    ("ok", 0, 1, 0, None),
+    ("k", 0, 1, 0, None),
+    ("fine whatever", 0, 1, 0, None),
+    ("whatever ok", 0, 1, 0, None),
+    ("how can i change my password please", 0, 0, 0, None),
+    ("thanks great help love it", 0, 0, 0, None),
+    ("please change my address", 0, 0, 0, None),
+    ("hello can you help with my account", 0, 0, 0, None),
+    ("my card was charged twice for order number", 0, 0, 1, 1),
+    ("the parcel was late by a week", 0, 0, 1, 1),
+    ("refund my order from years ago", 0, 0, 1, 0),
+]
+
+
+def _rows(n_copies: int) -> list[dict[str, object]]:
+    rows = []
+    for copy in range(n_copies):
+        for i, (text, frus, bored, compl, legit) in enumerate(TINY_ROWS):
+            split = ("train", "train", "dev", "test")[copy % 4]
+            suffix = "" if copy == 0 else " " + " ".join(["please"] * (copy % 3) + [str(copy)])
+            row: dict[str, object] = {
+                "id": f"t{copy}-{i}",
+                "text": text + suffix,
+                "source": "gold" if i % 2 else "complaints",
+                "split": split,
+                "frustration": float(frus),
+                "boredom": float(bored),
+                "complaint": float(compl),
+                "legitimacy": None if legit is None else float(legit),
+                "frustration_level": "strong"
+                if frus and "angry" in text
+                else ("mild" if frus else "none"),
+            }
+            for head in HEADS:
+                row[mask_column(head)] = 0.0 if row[head] is None else 1.0
+            rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, width-32 random BERT and a word-level tokenizer, saved like a HF model."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {token: i for i, token in enumerate([*specials, *WORDS, *map(str, range(40))])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import pandas as pd
+
+    path = tmp_path_factory.mktemp("tiny-data") / "dataset.parquet"
+    pd.DataFrame(_rows(12)).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(
+    tiny_encoder: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    from training.config import load_config
+    from training.train import train
+
+    runs = tmp_path_factory.mktemp("runs")
+    config = load_config(
+        overrides=[
+            f"data={tiny_dataset}",
+            f"encoder={tiny_encoder}",
+            f"runs_dir={runs}",
+            "run_name=tiny",
+            "epochs=8",
+            "batch_size=16",
+            "max_length=16",
+            "lr=3e-3",
+            "head_lr=1e-2",
+            "patience=8",
+            "warmup_ratio=0",
+            "threads=1",
+            "dropout=0",
+        ]
+    )
+    return train(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_release(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.export import export
+
+    return export(tiny_run, tmp_path_factory.mktemp("release") / "model")
+
+
+@pytest.fixture
+def jsonl(tmp_path: Path):
+    def write(rows: list[object], name: str = "in.jsonl") -> Path:
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    return write

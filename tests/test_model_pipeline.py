@@ -1,0 +1,153 @@
+"""Train a tiny model, export it with parity checks, and score with the serving scorer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+
+TEXTS = ["my order never arrived and i am angry", "ok", "how can i change my password"]
+
+
+def test_training_writes_a_complete_run(tiny_run: Path) -> None:
+    for name in ("config.toml", "best.pt", "checkpoint.pt", "calibration.json", "metrics.json"):
+        assert (tiny_run / name).is_file(), name
+    calibration = json.loads((tiny_run / "calibration.json").read_text())
+    assert set(calibration["temperature"]) == set(HEADS)
+    assert all(0.0 < t <= 20.0 for t in calibration["temperature"].values())
+    levels = calibration["frustration_levels"]
+    assert levels["mild"] <= levels["strong"]
+    history = json.loads((tiny_run / "metrics.json").read_text())["history"]
+    assert len(history) >= 1 and history[-1]["epoch"] >= 1
+
+
+def test_tiny_model_learns_the_keywords(tiny_run: Path) -> None:
+    history = json.loads((tiny_run / "metrics.json").read_text())["history"]
+    assert max(h["mean"] for h in history) > 0.8
+
+
+def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -> None:
+    from training.config import TrainConfig, load_config
+    from training.train import train
+
+    config = load_config(tiny_run / "config.toml")
+    copy = tmp_path / "resumed"
+    shutil.copytree(tiny_run, copy)
+    resumed = TrainConfig(
+        **{
+            **config.__dict__,
+            "runs_dir": str(tmp_path),
+            "run_name": "resumed",
+            "epochs": config.epochs + 1,
+        }
+    )
+    train(resumed, resume=True)
+    history = json.loads((copy / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, config.epochs + 2))
+
+
+def test_export_writes_a_verified_release(tiny_release: Path) -> None:
+    manifest = json.loads((tiny_release / MANIFEST_FILE).read_text())
+    assert manifest["heads"] == list(HEADS)
+    assert manifest["quantization"] == "int8-dynamic"
+    assert {MODEL_FILE, TOKENIZER_FILE, "MODEL_CARD.md"} <= set(manifest["files"])
+    dev = manifest["metrics"]["dev"]
+    assert dev["fp32_onnx_max_prob_diff"] <= 1e-4
+    for head in HEADS:
+        assert dev["torch_fp32_auroc"][head] - dev["onnx_int8_auroc"][head] <= 0.005
+    assert not tiny_release.with_name(tiny_release.name + ".partial").exists()
+
+
+def test_onnx_graph_has_named_dynamic_inputs(tiny_release: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(tiny_release / MODEL_FILE)).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    assert [o.name for o in graph.output] == ["logits"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and dims[1].dim_param == "sequence"
+
+
+def fp32_folder(release: Path, run: Path, target: Path) -> Path:
+    """The release with its int8 graph swapped for the run's fp32 export, manifest re-hashed."""
+    shutil.copytree(release, target)
+    shutil.copy(run / "model.fp32.onnx", target / MODEL_FILE)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest["files"][MODEL_FILE] = hashlib.sha256((target / MODEL_FILE).read_bytes()).hexdigest()
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return target
+
+
+def test_scorer_returns_calibrated_probabilities(tiny_release: Path) -> None:
+    from serving.scorer import Scorer
+
+    probs = Scorer.load(tiny_release, threads=1).probabilities(TEXTS)
+    assert probs.shape == (3, len(HEADS))
+    assert np.all((probs >= 0) & (probs <= 1))
+    assert probs[0, HEADS.index("frustration")] > probs[2, HEADS.index("frustration")]
+
+
+def test_batching_and_padding_do_not_change_scores(
+    tiny_release: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    # Checked on the fp32 graph: int8 dynamic quantisation sets activation scales per batch,
+    # so there a message's score also moves a little with its batch neighbours.
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(fp32_folder(tiny_release, tiny_run, tmp_path / "fp32"), threads=1)
+    batched = scorer.probabilities(TEXTS)
+    single = np.vstack([scorer.probabilities([t]) for t in TEXTS])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_scorer_reports_truncation(tiny_release: Path) -> None:
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(tiny_release, threads=1)
+    short, long = scorer.score(["ok", " ".join(["please"] * 200)])
+    assert not short.truncated and long.truncated
+
+
+@pytest.mark.parametrize("victim", [MODEL_FILE, TOKENIZER_FILE, "MODEL_CARD.md"])
+def test_tampered_file_is_refused_naming_it(
+    tiny_release: Path, tmp_path: Path, victim: str
+) -> None:
+    from serving.scorer import ModelError, Scorer
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_release, copy)
+    data = bytearray((copy / victim).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / victim).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=victim):
+        Scorer.load(copy)
+
+
+def test_missing_file_and_manifest_are_refused(tiny_release: Path, tmp_path: Path) -> None:
+    from serving.scorer import ModelError, Scorer
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_release, copy)
+    (copy / TOKENIZER_FILE).unlink()
+    with pytest.raises(ModelError, match="missing"):
+        Scorer.load(copy)
+    (copy / MANIFEST_FILE).unlink()
+    with pytest.raises(ModelError, match=MANIFEST_FILE):
+        Scorer.load(copy)
+
+
+def test_failed_int8_check_leaves_no_release(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import export as export_module
+
+    monkeypatch.setattr(export_module, "MAX_AUROC_DROP", -1.0)
+    with pytest.raises(export_module.ParityError, match="AUROC"):
+        export_module.export(tiny_run, tmp_path / "model")
+    assert not (tmp_path / "model").exists()

@@ -1,0 +1,125 @@
+"""Routing policy and phrase bank: table-driven rules, validation, and the phrasing principles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from serving.contract import HEADS
+from serving.errors import UserError
+from serving.phrasing import load_phrases, suggest
+from serving.routing import Policy, load_policy, route
+
+POLICY = load_policy()
+CUT = dict.fromkeys(HEADS, 0.5)
+
+
+def scores(f: float, b: float, c: float, lg: float) -> dict[str, float]:
+    return dict(zip(HEADS, (f, b, c, lg), strict=True))
+
+
+@pytest.mark.parametrize(
+    "s, name, priority, uncertain",
+    [
+        (scores(0.9, 0.1, 0.9, 0.9), "escalate_senior", "high", []),
+        (scores(0.9, 0.1, 0.9, 0.1), "supervisor_support", "normal", []),
+        (scores(0.1, 0.1, 0.9, 0.9), "complaint_desk", "normal", []),
+        (scores(0.1, 0.9, 0.1, 0.1), "re_engage", "normal", []),
+        (scores(0.1, 0.1, 0.1, 0.1), "standard", "normal", []),
+        (scores(0.9, 0.9, 0.9, 0.9), "escalate_senior", "high", []),  # frustrated + bored: escalate
+        (scores(0.52, 0.1, 0.9, 0.9), "escalate_senior", "high", ["frustration"]),
+        (scores(0.9, 0.1, 0.9, 0.48), "supervisor_support", "normal", ["legitimacy"]),
+        (scores(0.1, 0.53, 0.2, 0.1), "re_engage", "normal", ["boredom"]),
+        (scores(0.1, 0.1, 0.47, 0.9), "standard", "normal", ["complaint"]),
+    ],
+)
+def test_policy_table(s: dict[str, float], name: str, priority: str, uncertain: list[str]) -> None:
+    result = route(s, POLICY, CUT, 0.05)
+    assert (result.name, result.priority, result.uncertain) == (name, priority, uncertain)
+
+
+def test_reason_names_the_deciding_scores() -> None:
+    result = route(scores(0.91, 0.1, 0.88, 0.73), POLICY, CUT, 0.05)
+    assert "frustration 0.91 >= 0.50" in result.reason
+    assert "legitimacy 0.73 >= 0.50" in result.reason
+    assert "boredom" not in result.reason
+
+
+def test_policy_thresholds_override_the_manifest() -> None:
+    strict = Policy(POLICY.rules, {"frustration": 0.95}, 0.01)
+    assert route(scores(0.9, 0.1, 0.9, 0.9), strict, CUT, 0.05).name == "complaint_desk"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[[rules]]\nname='a'\npriority='urgent'\nreason='r'\nwhen={}\n", "priority must be"),
+        ("[[rules]]\nname='a'\npriority='high'\nreason='r'\nwhen={anger=true}\n", "conditions"),
+        ("[[rules]]\nname='a'\npriority='high'\nreason='r'\nwhen={boredom=true}\n", "fallback"),
+        ("[[rules]\n", "not valid TOML"),
+        (
+            "[thresholds]\nangst=0.3\n[[rules]]\nname='a'\npriority='high'\nreason='r'\nwhen={}\n",
+            "unknown heads",
+        ),
+    ],
+)
+def test_broken_policy_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_policy(path)
+
+
+BANK = load_phrases(routes=tuple(r.name for r in POLICY.rules))
+ADMISSION = re.compile(
+    r"\b(our|my) (fault|mistake|error)\b|\bwe (messed|screwed) up\b|"
+    r"\bwe are (to blame|responsible)\b",
+    re.IGNORECASE,
+)
+PROMISE = re.compile(
+    r"\b(guarantee|promise|definitely|certainly will|within \d+|by (monday|"
+    r"tomorrow|tonight|friday))\b|[$€£]\s?\d|\d",
+    re.IGNORECASE,
+)
+POLICY_RECITAL = re.compile(
+    r"\b(policy|terms and conditions|terms of service|as stated|"
+    r"per our|unfortunately we (cannot|can't))\b",
+    re.IGNORECASE,
+)
+SALES = re.compile(
+    r"\b(upgrade|special offer|(great|best) deal|discount|premium|limited time)\b", re.IGNORECASE
+)
+
+
+@pytest.mark.parametrize("phrase", BANK.all_phrases())
+def test_every_phrase_follows_the_principles(phrase: str) -> None:
+    assert not ADMISSION.search(phrase), "admits liability"
+    assert not PROMISE.search(phrase), "promises amounts, dates or outcomes"
+    assert not POLICY_RECITAL.search(phrase), "recites policy"
+    assert not SALES.search(phrase), "sounds like a salesperson"
+
+
+def test_disengaged_phrasing_is_brief() -> None:
+    for part in BANK.routes["re_engage"].values():
+        assert all(len(p.split()) <= 10 for p in part)
+
+
+def test_choice_is_deterministic_per_message() -> None:
+    first = suggest(BANK, "complaint_desk", False, "msg-1")
+    assert first == suggest(BANK, "complaint_desk", False, "msg-1")
+    assert len(first) == 2
+    seen = {tuple(suggest(BANK, "complaint_desk", False, f"msg-{i}")) for i in range(50)}
+    assert len(seen) > 1
+    assert suggest(BANK, "standard", True, "m")[0] in BANK.frustrated_open
+
+
+def test_phrase_bank_must_cover_every_route(tmp_path: Path) -> None:
+    path = tmp_path / "phrases.toml"
+    path.write_text(
+        "[routes.standard]\nopen=['Hi.']\nnext=['Let me check.']\n"
+        "[frustrated]\nopen=['Sorry about this.']\n"
+    )
+    with pytest.raises(UserError, match="re_engage"):
+        load_phrases(path, ("standard", "re_engage"))
