@@ -54,6 +54,8 @@ def fit_label_model(
     signs = _signs(votes)
     voted = signs != 0
     overlapping = voted & ((voted.sum(1, keepdims=True) - voted) > 0)
+    if prior is not None:
+        prior = float(np.clip(prior, 0.02, 0.98))
     model = LabelModel(np.full(votes.shape[1], init_accuracy), 0.5 if prior is None else prior)
     for _ in range(n_iter):
         p1 = model.predict_proba(votes)[:, None]

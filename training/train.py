@@ -63,8 +63,8 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def targets(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft labels and label masks, each (n_rows, len(HEADS)); NaN labels become 0 but masked."""
-    labels = frame[list(HEADS)].to_numpy(dtype=np.float32)
-    masks = frame[[mask_column(h) for h in HEADS]].to_numpy(dtype=np.float32)
+    labels = np.array(frame[list(HEADS)], dtype=np.float32)
+    masks = np.array(frame[[mask_column(h) for h in HEADS]], dtype=np.float32)
     return torch.from_numpy(np.nan_to_num(labels)), torch.from_numpy(masks)
 
 
