@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,19 @@ from serving.contract import (
 from serving.errors import UserError
 from serving.files import sha256_file
 
-__all__ = ["Manifest", "ModelError", "Scorer", "Scores", "verify_folder"]
+__all__ = ["Manifest", "ModelError", "Scorer", "Scores", "Timings", "verify_folder"]
 
 
 class ModelError(UserError):
     """A model folder that cannot be trusted or loaded: names the file and the reason."""
+
+
+@dataclass
+class Timings:
+    """Seconds spent tokenizing and in the ONNX session, accumulated over batches."""
+
+    tokenize: float = 0.0
+    inference: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,26 +136,33 @@ class Scorer:
             mask[row, : len(encoding.ids)] = 1
         return ids, mask, [bool(e.overflowing) for e in encodings]
 
-    def _run(self, texts: Sequence[str]) -> tuple[np.ndarray, list[bool]]:
+    def _run(self, texts: Sequence[str], timings: Timings) -> tuple[np.ndarray, list[bool]]:
+        started = time.perf_counter()
         ids, mask, truncated = self._encode(texts)
+        encoded = time.perf_counter()
         (logits,) = self.session.run(
             [OUTPUT_NAME], dict(zip(INPUT_NAMES, (ids, mask), strict=True))
         )
+        timings.tokenize += encoded - started
+        timings.inference += time.perf_counter() - encoded
         probs = 1.0 / (1.0 + np.exp(-logits / self.manifest.temperatures))
         return probs.astype(np.float64), truncated
 
     def probabilities_and_truncation(
-        self, texts: Sequence[str], batch_size: int = 32
+        self, texts: Sequence[str], batch_size: int = 32, timings: Timings | None = None
     ) -> tuple[np.ndarray, list[bool]]:
-        """Calibrated probabilities, shape (len(texts), len(HEADS)), and a truncation flag each."""
-        if not texts:
-            return np.zeros((0, len(HEADS))), []
+        """Calibrated probabilities, shape (len(texts), len(HEADS)), and a truncation flag each.
+
+        Texts run in length-sorted batches of `batch_size` to limit padding; `timings`, when
+        given, accumulates the seconds spent tokenizing and in the ONNX session.
+        """
+        timings = timings if timings is not None else Timings()
         order = np.argsort([len(t) for t in texts], kind="stable")
         probs = np.zeros((len(texts), len(HEADS)))
         truncated = [False] * len(texts)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            batch_probs, batch_truncated = self._run([texts[i] for i in rows])
+            batch_probs, batch_truncated = self._run([texts[i] for i in rows], timings)
             probs[rows] = batch_probs
             for i, flag in zip(rows, batch_truncated, strict=True):
                 truncated[i] = flag
@@ -155,9 +171,21 @@ class Scorer:
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         return self.probabilities_and_truncation(texts, batch_size)[0]
 
-    def score(self, texts: Sequence[str], batch_size: int = 32) -> list[Scores]:
-        probs, truncated = self.probabilities_and_truncation(texts, batch_size)
+    def score(
+        self, texts: Sequence[str], batch_size: int = 32, timings: Timings | None = None
+    ) -> list[Scores]:
+        probs, truncated = self.probabilities_and_truncation(texts, batch_size, timings)
         return [
             Scores({h: float(p[j]) for j, h in enumerate(HEADS)}, t)
             for p, t in zip(probs, truncated, strict=True)
+        ]
+
+    def golden_mismatches(self, tolerance: float = 1e-3) -> list[str]:
+        """Texts of the manifest's golden set whose scores differ from export time."""
+        golden = self.manifest.raw.get("golden", [])
+        return [
+            g["text"]
+            for g in golden
+            if np.abs(self.probabilities([g["text"]])[0] - np.array(g["probabilities"])).max()
+            > tolerance
         ]

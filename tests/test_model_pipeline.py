@@ -151,3 +151,13 @@ def test_failed_int8_check_leaves_no_release(
     with pytest.raises(export_module.ParityError, match="AUROC"):
         export_module.export(tiny_run, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_golden_scores_reproduce_and_catch_a_changed_model(tiny_release: Path) -> None:
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(tiny_release, threads=1)
+    assert len(scorer.manifest.raw["golden"]) >= 5
+    assert scorer.golden_mismatches() == []
+    scorer.manifest.temperatures[:] *= 3.0  # a different calibration must be noticed
+    assert scorer.golden_mismatches() != []

@@ -41,6 +41,15 @@ PARITY_ROWS = 256
 MAX_PROB_DIFF = 1e-4
 MAX_AUROC_DROP = 0.005
 OPSET = 17
+#: Scored one at a time at export and again by the server before it swaps a model in.
+GOLDEN_TEXTS = (
+    "ok",
+    "Order 4471 arrived with a cracked screen, I'd like a replacement please.",
+    "THIRD TIME I'M ASKING. Where is my refund?!",
+    "How do I change the email address on my account?",
+    "whatever, never mind, just close the ticket",
+    "I want compensation because it rained on the day of my delivery.",
+)
 
 
 class ParityError(UserError):
@@ -55,7 +64,7 @@ def _onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
     """
     dummy = torch.ones((2, max_length), dtype=torch.long)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index")
         torch.onnx.export(
@@ -182,6 +191,10 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
     int8_probs = int8.probabilities(texts)
     torch_auroc, int8_auroc = auroc_by_head(dev, torch_probs), auroc_by_head(dev, int8_probs)
     drops = {h: torch_auroc[h] - int8_auroc[h] for h in HEADS}
+    manifest["golden"] = [
+        {"text": text, "probabilities": [round(float(p), 6) for p in int8.probabilities([text])[0]]}
+        for text in GOLDEN_TEXTS
+    ]
     manifest["metrics"] = {
         "dev": {
             "torch_fp32_auroc": torch_auroc,
