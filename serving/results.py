@@ -11,13 +11,33 @@ from serving.phrasing import PhraseBank, suggest
 from serving.routing import Policy, route
 from serving.scorer import Manifest, Scores
 
-__all__ = ["Decider", "frustration_level"]
+__all__ = ["Decider", "frustration_level", "thread_summary"]
+
+TREND_BAND = 0.15  # change in frustration over the last turns that counts as a trend
 
 
 def frustration_level(score: float, cutoffs: dict[str, float]) -> str:
     if score >= cutoffs["strong"]:
         return "strong"
     return "mild" if score >= cutoffs["mild"] else "none"
+
+
+def thread_summary(frustration: list[float], threshold: float) -> dict[str, Any]:
+    """Per-turn frustration (oldest first, this message last), its trend over the last three
+    turns, and how many turns in a row, ending now, were frustrated."""
+    window = frustration[-3:]
+    change = window[-1] - window[0]
+    trend = "rising" if change > TREND_BAND else "falling" if change < -TREND_BAND else "steady"
+    in_a_row = 0
+    for score in reversed(frustration):
+        if score < threshold:
+            break
+        in_a_row += 1
+    return {
+        "frustration": [round(s, 4) for s in frustration],
+        "trend": trend,
+        "frustrated_in_a_row": in_a_row,
+    }
 
 
 @dataclass(frozen=True)
@@ -28,7 +48,15 @@ class Decider:
     policy: Policy
     phrases: PhraseBank
 
-    def result(self, message_id: str | None, text: str, scores: Scores) -> dict[str, Any]:
+    def result(
+        self,
+        message_id: str | None,
+        text: str,
+        scores: Scores,
+        history: list[Scores] | None = None,
+    ) -> dict[str, Any]:
+        """The contract's result object; with `history` (earlier turns, oldest first) it gains
+        a `thread` object and routing sees how long the customer has been frustrated."""
         p = scores.probabilities
         thresholds = {**self.manifest.thresholds, **self.policy.thresholds}
         complaint = p["complaint"] >= thresholds["complaint"]
@@ -41,7 +69,17 @@ class Decider:
             "complaint": complaint,
             "legitimacy": (p["legitimacy"] >= thresholds["legitimacy"]) if complaint else None,
         }
-        decision = route(p, self.policy, self.manifest.thresholds, self.manifest.uncertainty_margin)
+        thread = None
+        if history:
+            turns = [s.probabilities["frustration"] for s in [*history, scores]]
+            thread = thread_summary(turns, thresholds["frustration"])
+        decision = route(
+            p,
+            self.policy,
+            self.manifest.thresholds,
+            self.manifest.uncertainty_margin,
+            thread["frustrated_in_a_row"] if thread else 0,
+        )
         key = message_id if message_id is not None else hashlib.sha256(text.encode()).hexdigest()
         return {
             "id": message_id,
@@ -55,4 +93,5 @@ class Decider:
             "phrasing": suggest(self.phrases, decision.name, labels["frustration"] != "none", key),
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,
+            **({"thread": thread} if thread else {}),
         }

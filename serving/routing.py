@@ -23,6 +23,7 @@ class Rule:
     priority: str
     when: MappingProxyType[str, bool]
     reason: str
+    min_frustrated_turns: int = 0  # >0: also needs that many frustrated turns in a row
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,17 @@ def _rule(raw: dict[str, Any], where: str) -> Rule:
     bad = [h for h, v in when.items() if h not in HEADS or not isinstance(v, bool)]
     if bad:
         raise UserError(f"{where}: rule {name!r} conditions must be head = true/false, got {bad}")
-    return Rule(name, priority, MappingProxyType(when), reason)
+    turns = raw.get("min_frustrated_turns", 0)
+    if not isinstance(turns, int) or turns < 0:
+        raise UserError(f"{where}: rule {name!r} min_frustrated_turns must be an integer >= 0")
+    return Rule(name, priority, MappingProxyType(when), reason, turns)
 
 
 def load_policy(path: Path = DEFAULT_POLICY) -> Policy:
     """Parse and validate a policy file; a broken file is a UserError naming it."""
     raw = read_toml(path, "routing policy")
     rules = tuple(_rule(r, str(path)) for r in raw.get("rules", []))
-    if not rules or rules[-1].when:
+    if not rules or rules[-1].when or rules[-1].min_frustrated_turns:
         raise UserError(f"{path}: the last rule must have no conditions (the fallback route)")
     overrides = dict(raw.get("thresholds", {}))
     margin = overrides.pop("uncertainty_margin", None)
@@ -73,12 +77,17 @@ def load_policy(path: Path = DEFAULT_POLICY) -> Policy:
 
 
 def route(
-    scores: dict[str, float], policy: Policy, thresholds: dict[str, float], margin: float
+    scores: dict[str, float],
+    policy: Policy,
+    thresholds: dict[str, float],
+    margin: float,
+    frustrated_turns: int = 0,
 ) -> Route:
     """First matching rule, its reason with the deciding scores, and the heads too close to call.
 
     Deciding heads are the ones that made earlier rules fail and all heads of the winning rule
     (every head, for the fallback); any of them within `margin` of its threshold is uncertain.
+    `frustrated_turns` counts the frustrated customer turns in a row ending with this message.
     """
     cut = {**thresholds, **policy.thresholds}
     margin = policy.uncertainty_margin if policy.uncertainty_margin is not None else margin
@@ -86,7 +95,7 @@ def route(
     deciding: set[str] = set()
     for rule in policy.rules:
         failing = {h for h, want in rule.when.items() if above[h] != want}
-        if failing:
+        if failing or frustrated_turns < rule.min_frustrated_turns:
             deciding |= failing
             continue
         heads = set(rule.when) or set(HEADS)
@@ -96,6 +105,8 @@ def route(
             for h in HEADS
             if h in heads
         )
+        if rule.min_frustrated_turns:
+            shown += f", {frustrated_turns} frustrated turns in a row"
         uncertain: list[str] = [
             h for h in HEADS if h in deciding and abs(scores[h] - cut[h]) < margin
         ]

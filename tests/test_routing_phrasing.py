@@ -123,3 +123,26 @@ def test_phrase_bank_must_cover_every_route(tmp_path: Path) -> None:
     )
     with pytest.raises(UserError, match="re_engage"):
         load_phrases(path, ("standard", "re_engage"))
+
+
+@pytest.mark.parametrize("turns, name", [(0, "standard"), (2, "standard"), (3, "escalate_senior")])
+def test_sustained_frustration_escalates_sooner(turns: int, name: str) -> None:
+    # frustrated but no complaint: standard for one message, senior after three frustrated turns
+    result = route(scores(0.8, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, frustrated_turns=turns)
+    assert result.name == name
+    if turns == 3:
+        assert "3 frustrated turns in a row" in result.reason
+
+
+@pytest.mark.parametrize("turns, trend, in_a_row", [
+    ([0.1, 0.2, 0.7], "rising", 1),
+    ([0.9, 0.8, 0.85], "steady", 3),
+    ([0.9, 0.9, 0.2], "falling", 0),
+    ([0.2, 0.6, 0.7, 0.8], "rising", 3),
+])
+def test_thread_summary(turns: list[float], trend: str, in_a_row: int) -> None:
+    from serving.results import thread_summary
+
+    summary = thread_summary(turns, 0.5)
+    assert summary["trend"] == trend and summary["frustrated_in_a_row"] == in_a_row
+    assert summary["frustration"] == turns
