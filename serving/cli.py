@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from serving.errors import UserError
 from serving.phrasing import DEFAULT_PHRASES
@@ -28,6 +29,7 @@ app = typer.Typer(
 
 DEFAULT_MIRROR = Path("../shared/data")
 DEFAULT_MODEL = Path("models/release")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 EXTRA_FOR = {
     "torch": "train",
     "transformers": "train",
@@ -57,6 +59,10 @@ def user_errors() -> Iterator[None]:
         fail(f"this command needs the '{extra}' extra: pip install 'helpdesk-scorer[{extra}]'")
     except UserError as exc:
         fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        fail(f"invalid setting {where}: {first['msg']} (HELPDESK_* environment or options)")
 
 
 @app.command()
@@ -147,9 +153,47 @@ def score(
 
 
 @app.command()
-def serve() -> None:
-    """Start the scoring server on the released model (arrives with the server issue)."""
-    fail("the scoring server is not built yet (see the open server issue); no model is served.")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [HELPDESK_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [HELPDESK_PORT].")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder [HELPDESK_MODEL_DIR].")] = None,
+) -> None:
+    """Start the scoring server (all settings: HELPDESK_* environment variables, see README)."""
+    with user_errors():
+        import uvicorn
+
+        from serving.app import create_app
+        from serving.observability import configure_logging, log
+        from serving.runtime import load_rules
+        from serving.scorer import verify_folder
+        from serving.settings import Settings
+
+        overrides = {"host": host, "port": port, "model_dir": model}
+        settings = Settings().model_copy(
+            update={k: v for k, v in overrides.items() if v is not None}
+        )
+        configure_logging(settings.log_level)
+        load_rules(settings)
+        verify_folder(settings.model_dir)
+        if not settings.api_keys and settings.host not in LOOPBACK:
+            log("no API keys configured: binding to 127.0.0.1 only", requested=settings.host)
+            settings.host = "127.0.0.1"
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.drain_seconds),
+        )
+
+
+@app.command("hash-key")
+def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) -> None:
+    """Print the sha256 to put in HELPDESK_API_KEYS (the server never stores the key)."""
+    from serving.auth import hash_key as digest
+
+    typer.echo(digest(key))
 
 
 if __name__ == "__main__":

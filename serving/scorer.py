@@ -74,6 +74,13 @@ def verify_folder(folder: Path) -> Manifest:
     for required in (MODEL_FILE, TOKENIZER_FILE):
         if required not in files:
             raise ModelError(f"{path} does not list {required}")
+    unexpected = sorted(
+        p.name for p in folder.iterdir() if p.name not in files and p.name != MANIFEST_FILE
+    )
+    if unexpected:
+        raise ModelError(
+            f"model folder {folder} has files its manifest does not list: {unexpected}"
+        )
     for name, expected in files.items():
         file = folder / name
         if not file.is_file():

@@ -134,12 +134,15 @@ def test_sustained_frustration_escalates_sooner(turns: int, name: str) -> None:
         assert "3 frustrated turns in a row" in result.reason
 
 
-@pytest.mark.parametrize("turns, trend, in_a_row", [
-    ([0.1, 0.2, 0.7], "rising", 1),
-    ([0.9, 0.8, 0.85], "steady", 3),
-    ([0.9, 0.9, 0.2], "falling", 0),
-    ([0.2, 0.6, 0.7, 0.8], "rising", 3),
-])
+@pytest.mark.parametrize(
+    "turns, trend, in_a_row",
+    [
+        ([0.1, 0.2, 0.7], "rising", 1),
+        ([0.9, 0.8, 0.85], "steady", 3),
+        ([0.9, 0.9, 0.2], "falling", 0),
+        ([0.2, 0.6, 0.7, 0.8], "rising", 3),
+    ],
+)
 def test_thread_summary(turns: list[float], trend: str, in_a_row: int) -> None:
     from serving.results import thread_summary
 

@@ -1,0 +1,48 @@
+"""Metric functions over (labels, probs) arrays, shared by training, export and reports.
+
+labels: shape (n,), values in {0, 1} (soft labels are cut at 0.5 by `hard_labels`);
+probs: shape (n,), calibrated probabilities in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
+
+__all__ = ["auroc", "best_f1_threshold", "expected_calibration_error", "f1_at", "hard_labels"]
+
+
+def hard_labels(labels: np.ndarray) -> np.ndarray:
+    return (np.asarray(labels, dtype=float) >= 0.5).astype(int)
+
+
+def auroc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """ROC AUC, or NaN when only one class is present."""
+    y = hard_labels(labels)
+    return float(roc_auc_score(y, probs)) if len(np.unique(y)) == 2 else math.nan
+
+
+def f1_at(labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
+    return float(f1_score(hard_labels(labels), np.asarray(probs) >= threshold, zero_division=0))
+
+
+def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The probability cut that maximises F1 (chosen on dev, applied to test)."""
+    precision, recall, thresholds = precision_recall_curve(hard_labels(labels), probs)
+    f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
+    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+
+
+def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
+    """ECE with equal-width bins: the weighted mean gap between confidence and frequency."""
+    y, p = hard_labels(labels), np.asarray(probs, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = index == b
+        if chosen.any():
+            total += chosen.mean() * abs(p[chosen].mean() - y[chosen].mean())
+    return float(total)

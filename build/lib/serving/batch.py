@@ -1,0 +1,100 @@
+"""Batch scoring of a JSONL or CSV file: the `helpdesk-scorer score` command's engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from serving.errors import UserError
+from serving.results import Decider
+from serving.scorer import Scorer
+
+__all__ = ["BatchReport", "Row", "read_rows", "score_file"]
+
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    id: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    scored: int
+    rejected: int
+    errors_path: Path | None
+
+
+def _check(line: int, record: object) -> Row | str:
+    """A valid row, or the reason it is rejected."""
+    if not isinstance(record, dict):
+        return "not an object"
+    text = record.get("text")
+    if not isinstance(text, str):
+        return "missing or non-string 'text'"
+    if not text.strip():
+        return "empty 'text'"
+    message_id = record.get("id")
+    if message_id is not None and not isinstance(message_id, str | int):
+        return "'id' must be a string or number"
+    return Row(line, None if message_id in (None, "") else str(message_id), text)
+
+
+def read_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
+    """Rows of a JSONL or CSV file with a `text` field (optional `id`); bad rows as (line, why)."""
+    if not path.is_file():
+        raise UserError(f"input file not found: {path}")
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        if path.suffix.lower() == ".csv":
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "text" not in reader.fieldnames:
+                raise UserError(f"{path}: the CSV header needs a 'text' column")
+            for line, record in enumerate(reader, 2):
+                checked = _check(line, record)
+                yield checked if isinstance(checked, Row) else (line, checked)
+        elif path.suffix.lower() in JSONL_SUFFIXES:
+            for line, raw in enumerate(handle, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    checked = _check(line, json.loads(raw))
+                except json.JSONDecodeError as exc:
+                    checked = f"invalid JSON ({exc.msg})"
+                yield checked if isinstance(checked, Row) else (line, checked)
+        else:
+            raise UserError(f"{path}: unknown input type; use .jsonl or .csv")
+
+
+def score_file(
+    source: Path, target: Path, scorer: Scorer, decider: Decider, batch_size: int = 64
+) -> BatchReport:
+    """Score every valid row of `source` into `target` (JSONL, input order); rejected rows
+    go to `target`.errors.jsonl with their line and reason, so nothing is lost silently."""
+    rows = list(read_rows(source))
+    valid = [r for r in rows if isinstance(r, Row)]
+    rejected = [r for r in rows if not isinstance(r, Row)]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        target.open("w", encoding="utf-8") as out,
+        tqdm(total=len(valid), unit="msg", desc="score") as bar,
+    ):
+        for start in range(0, len(valid), batch_size):
+            chunk = valid[start : start + batch_size]
+            for row, scores in zip(chunk, scorer.score([r.text for r in chunk]), strict=True):
+                out.write(json.dumps(decider.result(row.id, row.text, scores)) + "\n")
+            bar.update(len(chunk))
+    errors_path = None
+    if rejected:
+        errors_path = target.with_name(target.name + ".errors.jsonl")
+        with errors_path.open("w", encoding="utf-8") as out:
+            for line, reason in rejected:
+                out.write(json.dumps({"line": line, "error": reason}) + "\n")
+    return BatchReport(len(valid), len(rejected), errors_path)

@@ -1,0 +1,200 @@
+"""The `helpdesk-scorer` console script: one subcommand per pipeline step.
+
+Heavy steps (prepare, train, export) live in the `train` extra and are imported only when run,
+so the serving install stays small; a missing extra prints the install hint instead of a trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from serving.errors import UserError
+from serving.phrasing import DEFAULT_PHRASES
+from serving.routing import DEFAULT_POLICY
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Score helpdesk messages; prepare data, train and release the models.",
+)
+
+DEFAULT_MIRROR = Path("../shared/data")
+DEFAULT_MODEL = Path("models/release")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+EXTRA_FOR = {
+    "torch": "train",
+    "transformers": "train",
+    "pandas": "train",
+    "sklearn": "train",
+    "pyarrow": "train",
+    "onnx": "train",
+    "matplotlib": "eval",
+}
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures into one clear line and exit code 2."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        extra = EXTRA_FOR.get(root)
+        if extra is None:
+            raise
+        fail(f"this command needs the '{extra}' extra: pip install 'helpdesk-scorer[{extra}]'")
+    except UserError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        fail(f"invalid setting {where}: {first['msg']} (HELPDESK_* environment or options)")
+
+
+@app.command()
+def prepare(
+    mirror: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local copy of the public sources; default ../shared/data when present, "
+            "else download each file into data/cache."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/processed"),
+    seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 13,
+) -> None:
+    """Build the multi-task dataset (parquet) and its dataset card from the sources + gold set."""
+    with user_errors():
+        from training.prepare import PrepareConfig
+        from training.prepare import prepare as run
+
+        if mirror is None and DEFAULT_MIRROR.is_dir():
+            mirror = DEFAULT_MIRROR
+        folder = run(PrepareConfig(mirror=mirror, out=out, seed=seed))
+        typer.echo(f"wrote {folder / 'dataset.parquet'} and {folder / 'DATASET_CARD.md'}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="TOML config over the defaults.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override one config key: --set epochs=2 (repeatable)."),
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+) -> None:
+    """Fine-tune the multi-task model; the run goes to models/runs/<run_name>/."""
+    with user_errors():
+        from training.config import load_config
+        from training.train import train as run
+
+        folder = run(load_config(config, set_), resume=resume)
+        typer.echo(f"run finished: {folder}")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A finished training run folder.")],
+    out: Annotated[Path, typer.Option(help="Release folder to write.")] = Path("models/candidate"),
+    version: Annotated[str, typer.Option(help="Model version for the manifest.")] = "0.1.0",
+) -> None:
+    """Export a run to int8 ONNX with parity checks, manifest and model card."""
+    with user_errors():
+        from training.export import export as run_export
+
+        folder = run_export(run, out, version=version)
+        typer.echo(f"exported {folder}")
+
+
+@app.command()
+def score(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="JSONL or CSV with 'text'.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")],
+    model: Annotated[Path, typer.Option(help="Model folder.")] = DEFAULT_MODEL,
+    policy: Annotated[Path, typer.Option(help="Routing policy TOML.")] = DEFAULT_POLICY,
+    phrases: Annotated[Path, typer.Option(help="Phrase bank TOML.")] = DEFAULT_PHRASES,
+    batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 64,
+) -> None:
+    """Score a file of messages; one result object (the API's) per output line.
+
+    Rows without usable text are listed in OUTPUT.errors.jsonl and the exit code is 3.
+    """
+    with user_errors():
+        from serving.batch import score_file
+        from serving.phrasing import load_phrases
+        from serving.results import Decider
+        from serving.routing import load_policy
+        from serving.scorer import Scorer
+
+        loaded_policy = load_policy(policy)
+        bank = load_phrases(phrases, tuple(r.name for r in loaded_policy.rules))
+        scorer = Scorer.load(model)
+        report = score_file(
+            input_path, output, scorer, Decider(scorer.manifest, loaded_policy, bank), batch_size
+        )
+    typer.echo(f"scored {report.scored} messages into {output}")
+    if report.rejected:
+        typer.echo(f"rejected {report.rejected} rows, listed in {report.errors_path}", err=True)
+        raise typer.Exit(3)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [HELPDESK_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [HELPDESK_PORT].")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder [HELPDESK_MODEL_DIR].")] = None,
+) -> None:
+    """Start the scoring server (all settings: HELPDESK_* environment variables, see README)."""
+    with user_errors():
+        import uvicorn
+
+        from serving.app import create_app
+        from serving.observability import configure_logging, log
+        from serving.runtime import load_rules
+        from serving.scorer import verify_folder
+        from serving.settings import Settings
+
+        overrides = {"host": host, "port": port, "model_dir": model}
+        settings = Settings().model_copy(
+            update={k: v for k, v in overrides.items() if v is not None}
+        )
+        configure_logging(settings.log_level)
+        load_rules(settings)
+        verify_folder(settings.model_dir)
+        if not settings.api_keys and settings.host not in LOOPBACK:
+            log("no API keys configured: binding to 127.0.0.1 only", requested=settings.host)
+            settings.host = "127.0.0.1"
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.drain_seconds),
+        )
+
+
+@app.command("hash-key")
+def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) -> None:
+    """Print the sha256 to put in HELPDESK_API_KEYS (the server never stores the key)."""
+    from serving.auth import hash_key as digest
+
+    typer.echo(digest(key))
+
+
+if __name__ == "__main__":
+    app(prog_name="helpdesk-scorer")

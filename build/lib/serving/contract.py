@@ -1,0 +1,42 @@
+"""Head names, labels and the model-artifact contract, spelled once for every package."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "FRUSTRATION_LEVELS",
+    "HEADS",
+    "INPUT_NAMES",
+    "MANIFEST_FILE",
+    "MASK_PREFIX",
+    "MODEL_CARD_FILE",
+    "MODEL_FILE",
+    "OUTPUT_NAME",
+    "SPLITS",
+    "TOKENIZER_FILE",
+    "mask_column",
+]
+
+#: The four scores, in the order of the model's output columns.
+HEADS: Final = ("frustration", "boredom", "complaint", "legitimacy")
+FRUSTRATION_LEVELS: Final = ("none", "mild", "strong")
+SPLITS: Final = ("train", "dev", "test")
+
+#: Dataset column prefix for "this source has a label for this head" (1.0) or not (0.0).
+MASK_PREFIX: Final = "has_"
+
+#: Files of a released model folder.
+MODEL_FILE: Final = "model.onnx"
+TOKENIZER_FILE: Final = "tokenizer.json"
+MANIFEST_FILE: Final = "manifest.json"
+MODEL_CARD_FILE: Final = "MODEL_CARD.md"
+
+#: ONNX graph names: int64 [batch, seq] inputs, float32 [batch, len(HEADS)] raw logits.
+INPUT_NAMES: Final = ("input_ids", "attention_mask")
+OUTPUT_NAME: Final = "logits"
+
+
+def mask_column(head: str) -> str:
+    """Name of the dataset column that says whether `head` is labelled in a row."""
+    return f"{MASK_PREFIX}{head}"

@@ -1,0 +1,97 @@
+"""Turn calibrated scores into the result object of the interface contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from serving.contract import HEADS
+from serving.phrasing import PhraseBank, suggest
+from serving.routing import Policy, route
+from serving.scorer import Manifest, Scores
+
+__all__ = ["Decider", "frustration_level", "thread_summary"]
+
+TREND_BAND = 0.15  # change in frustration over the last turns that counts as a trend
+
+
+def frustration_level(score: float, cutoffs: dict[str, float]) -> str:
+    if score >= cutoffs["strong"]:
+        return "strong"
+    return "mild" if score >= cutoffs["mild"] else "none"
+
+
+def thread_summary(frustration: list[float], threshold: float) -> dict[str, Any]:
+    """Per-turn frustration (oldest first, this message last), its trend over the last three
+    turns, and how many turns in a row, ending now, were frustrated."""
+    window = frustration[-3:]
+    change = window[-1] - window[0]
+    trend = "rising" if change > TREND_BAND else "falling" if change < -TREND_BAND else "steady"
+    in_a_row = 0
+    for score in reversed(frustration):
+        if score < threshold:
+            break
+        in_a_row += 1
+    return {
+        "frustration": [round(s, 4) for s in frustration],
+        "trend": trend,
+        "frustrated_in_a_row": in_a_row,
+    }
+
+
+@dataclass(frozen=True)
+class Decider:
+    """Everything after the model: labels, route, phrasing. Pure given its three inputs."""
+
+    manifest: Manifest
+    policy: Policy
+    phrases: PhraseBank
+
+    def result(
+        self,
+        message_id: str | None,
+        text: str,
+        scores: Scores,
+        history: list[Scores] | None = None,
+    ) -> dict[str, Any]:
+        """The contract's result object; with `history` (earlier turns, oldest first) it gains
+        a `thread` object and routing sees how long the customer has been frustrated."""
+        p = scores.probabilities
+        thresholds = {**self.manifest.thresholds, **self.policy.thresholds}
+        complaint = p["complaint"] >= thresholds["complaint"]
+        labels: dict[str, Any] = {
+            "frustration": frustration_level(
+                p["frustration"],
+                {**self.manifest.frustration_levels, "mild": thresholds["frustration"]},
+            ),
+            "boredom": p["boredom"] >= thresholds["boredom"],
+            "complaint": complaint,
+            "legitimacy": (p["legitimacy"] >= thresholds["legitimacy"]) if complaint else None,
+        }
+        thread = None
+        if history:
+            turns = [s.probabilities["frustration"] for s in [*history, scores]]
+            thread = thread_summary(turns, thresholds["frustration"])
+        decision = route(
+            p,
+            self.policy,
+            self.manifest.thresholds,
+            self.manifest.uncertainty_margin,
+            thread["frustrated_in_a_row"] if thread else 0,
+        )
+        key = message_id if message_id is not None else hashlib.sha256(text.encode()).hexdigest()
+        return {
+            "id": message_id,
+            "scores": {h: round(p[h], 4) for h in HEADS},
+            "labels": labels,
+            "route": {
+                "name": decision.name,
+                "priority": decision.priority,
+                "reason": decision.reason,
+            },
+            "phrasing": suggest(self.phrases, decision.name, labels["frustration"] != "none", key),
+            "uncertain": decision.uncertain,
+            "truncated": scores.truncated,
+            **({"thread": thread} if thread else {}),
+        }

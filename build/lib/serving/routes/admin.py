@@ -1,0 +1,40 @@
+"""POST /v1/admin/reload: verify, warm up and golden-check a model folder, then swap it in."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from serving.deps import AdminCaller, RuntimeDep
+from serving.errors import UserError
+from serving.http import ApiError
+from serving.observability import log
+from serving.runtime import load_model_state
+from serving.schemas import ErrorResponse, ReloadRequest
+
+router = APIRouter(tags=["admin"])
+
+
+@router.post(
+    "/v1/admin/reload",
+    summary="Hot-swap the model; on any failure the old model keeps serving",
+    responses={422: {"model": ErrorResponse, "description": "The folder was refused"}},
+)
+async def reload(
+    body: ReloadRequest, runtime: RuntimeDep, caller: AdminCaller
+) -> dict[str, object]:
+    async with runtime.reload_lock:
+        folder = Path(body.model_dir)
+        try:
+            state = await asyncio.to_thread(
+                load_model_state, folder, runtime.settings, runtime.policy, runtime.phrases
+            )
+        except UserError as exc:
+            log("reload refused", folder=str(folder), error=str(exc))
+            raise ApiError(422, f"model refused, still serving the old one: {exc}") from None
+        previous = runtime.current().ref
+        runtime.swap(state)
+        log("model swapped", previous=previous["sha256"], current=state.ref["sha256"])
+        return {"status": "swapped", "previous": previous, "model": state.ref}

@@ -1,0 +1,33 @@
+"""What is being served and with which limits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.contract import HEADS
+from serving.deps import RuntimeDep, ScoreCaller
+from serving.schemas import InfoResponse
+
+router = APIRouter(tags=["info"])
+
+
+@router.get("/v1/info", response_model=InfoResponse, summary="Model, thresholds and limits")
+async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
+    state = runtime.current()
+    manifest = state.scorer.manifest
+    settings = runtime.settings
+    return {
+        "model": state.ref,
+        "heads": list(HEADS),
+        "thresholds": {**manifest.thresholds, **runtime.policy.thresholds},
+        "frustration_levels": manifest.frustration_levels,
+        "uncertainty_margin": runtime.policy.uncertainty_margin or manifest.uncertainty_margin,
+        "max_length_tokens": manifest.max_length,
+        "limits": {
+            "max_messages": settings.max_messages,
+            "max_history": settings.max_history,
+            "max_chars": settings.max_chars,
+            "max_body_bytes": settings.max_body_bytes,
+            "max_in_flight": settings.max_in_flight,
+        },
+    }

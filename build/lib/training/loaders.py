@@ -1,0 +1,113 @@
+"""Read each public source into rows of (text, source, direct labels, metadata for the LFs).
+
+Direct labels are the ones a source states outright; a head a source says nothing about stays
+NaN here and becomes masked (or is filled by the label model) in `training.prepare`.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["LOADERS", "clean_text"]
+
+NEG_FRUSTRATION = {"anger", "annoyance", "disappointment"}
+NEUTRAL_OR_POSITIVE = {
+    "neutral",
+    "admiration",
+    "amusement",
+    "approval",
+    "caring",
+    "curiosity",
+    "desire",
+    "excitement",
+    "gratitude",
+    "joy",
+    "love",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "surprise",
+}
+
+
+def clean_text(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _frame(rows: list[dict[str, object]], source: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["source"] = source
+    frame["text"] = frame["text"].map(clean_text)
+    return frame[frame["text"].str.len() > 0].reset_index(drop=True)
+
+
+def load_goemotions(paths: dict[str, Path]) -> pd.DataFrame:
+    names = paths["goemotions/labels.txt"].read_text().split()
+    rows: list[dict[str, object]] = []
+    for key in ("goemotions/train.tsv", "goemotions/dev.tsv"):
+        with paths[key].open(newline="") as handle:
+            for text, ids, _ in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                emotions = {names[int(i)] for i in ids.split(",")}
+                if emotions & NEG_FRUSTRATION:
+                    level = "strong" if "anger" in emotions else "mild"
+                    rows.append({"text": text, "frustration": 1.0, "frustration_level": level})
+                elif emotions <= NEUTRAL_OR_POSITIVE:
+                    rows.append({"text": text, "frustration": 0.0, "frustration_level": "none"})
+                else:
+                    continue
+                rows[-1]["meta_emotions"] = ",".join(sorted(emotions))
+    return _frame(rows, "goemotions")
+
+
+def load_complaints(paths: dict[str, Path]) -> pd.DataFrame:
+    with paths["complaints/complaints-data.csv"].open(newline="") as handle:
+        rows = [
+            {"text": text, "complaint": float(label), "meta_domain": domain}
+            for _, text, label, domain in csv.reader(handle)
+        ]
+    return _frame(rows, "complaints")
+
+
+def load_banking77(paths: dict[str, Path]) -> pd.DataFrame:
+    frames = [pd.read_csv(paths[k]) for k in ("banking77/train.csv", "banking77/test.csv")]
+    data = pd.concat(frames, ignore_index=True)
+    rows = [
+        {"text": t, "complaint": 0.0, "frustration": 0.0, "frustration_level": "none"}
+        for t in data["text"]
+    ]
+    return _frame(rows, "banking77")
+
+
+def load_emobank(paths: dict[str, Path]) -> pd.DataFrame:
+    data = pd.read_csv(paths["emobank/emobank.csv"], keep_default_na=False)
+    rows = [
+        {"text": t, "meta_valence": float(v), "meta_arousal": float(a)}
+        for t, v, a in zip(data["text"], data["V"], data["A"], strict=True)
+    ]
+    return _frame(rows, "emobank")
+
+
+def load_cfpb(paths: dict[str, Path]) -> pd.DataFrame:
+    data = pd.read_csv(paths["cfpb_sample/complaints.csv"], dtype=str, keep_default_na=False)
+    data = data[data["Consumer complaint narrative"].str.strip() != ""]
+    rows = [
+        {"text": t, "complaint": 1.0, "meta_response": r}
+        for t, r in zip(
+            data["Consumer complaint narrative"], data["Company response to consumer"], strict=True
+        )
+    ]
+    return _frame(rows, "cfpb")
+
+
+LOADERS: dict[str, Callable[[dict[str, Path]], pd.DataFrame]] = {
+    "goemotions": load_goemotions,
+    "complaints": load_complaints,
+    "banking77": load_banking77,
+    "emobank": load_emobank,
+    "cfpb": load_cfpb,
+}

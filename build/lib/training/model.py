@@ -1,0 +1,30 @@
+"""The multi-task scorer: a shared transformer encoder, mean pooling, one logit per head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+
+from serving.contract import HEADS
+
+__all__ = ["MultiTaskModel"]
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, encoder: PreTrainedModel, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.Linear(encoder.config.hidden_size, len(HEADS))
+
+    @classmethod
+    def from_encoder(cls, path: str, dropout: float = 0.1) -> MultiTaskModel:
+        return cls(AutoModel.from_pretrained(path), dropout)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Raw logits, shape (batch, len(HEADS)); sigmoid and calibration happen later."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
+        return self.heads(self.dropout(pooled))

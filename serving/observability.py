@@ -1,0 +1,106 @@
+"""Prometheus metrics (one registry per app) and structured JSON log lines.
+
+Nothing here ever receives message text: logs carry lengths, counts and ids of callers only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from serving.batcher import BatchStats
+from serving.contract import HEADS
+
+__all__ = ["Metrics", "configure_logging", "log"]
+
+LOGGER = logging.getLogger("helpdesk_scorer")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SCORE_BUCKETS = tuple(i / 10 for i in range(1, 11))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exception"] = record.exc_info[0].__name__
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Every logger (ours and uvicorn's) writes one JSON object per line to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
+    LOGGER.log(level, event, extra={"fields": fields})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "helpdesk_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "helpdesk_request_seconds",
+            "Request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage = Histogram(
+            "helpdesk_stage_seconds",
+            "Time per stage: queue (per request), tokenize and inference (per batch)",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "helpdesk_batch_texts",
+            "Texts per ONNX batch",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "helpdesk_score",
+            "Calibrated scores per head, for drift watching",
+            ["head"],
+            buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "helpdesk_in_flight", "Score requests being served", registry=self.registry
+        )
+        self.model = Info("helpdesk_model", "The model being served", registry=self.registry)
+
+    def observe_batch(self, stats: BatchStats) -> None:
+        self.batch_size.observe(stats.size)
+        for seconds in stats.queue_seconds:
+            self.stage.labels("queue").observe(seconds)
+        self.stage.labels("tokenize").observe(stats.timings.tokenize)
+        self.stage.labels("inference").observe(stats.timings.inference)
+
+    def observe_scores(self, scores: list[dict[str, float]]) -> None:
+        for head in HEADS:
+            histogram = self.scores.labels(head)
+            for row in scores:
+                histogram.observe(row[head])

@@ -1,0 +1,77 @@
+"""POST /v1/score: 1..max_messages messages (with optional history) -> the contract's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from serving.deps import RuntimeDep, ScoreCaller
+from serving.http import ApiError
+from serving.schemas import ErrorResponse, ScoreRequest, ScoreResponse
+from serving.settings import Settings
+
+router = APIRouter(tags=["score"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        401: "Missing or unknown API key",
+        403: "The key lacks the 'score' scope",
+        413: "Body, message count, history or text length over the limit",
+        422: "Invalid input: empty or non-string text, wrong types, unknown fields",
+        429: "Too many requests in flight (see Retry-After)",
+        503: "No model loaded yet, or shutting down",
+    }.items()
+}
+
+
+def check_limits(body: ScoreRequest, settings: Settings) -> None:
+    if len(body.messages) > settings.max_messages:
+        raise ApiError(413, f"{len(body.messages)} messages; at most {settings.max_messages}")
+    for i, message in enumerate(body.messages):
+        if len(message.history) > settings.max_history:
+            raise ApiError(
+                413,
+                f"messages.{i}.history has {len(message.history)} turns; "
+                f"at most {settings.max_history}",
+            )
+        for j, text in enumerate([*message.history, message.text]):
+            if len(text) > settings.max_chars:
+                where = f"history.{j}" if j < len(message.history) else "text"
+                raise ApiError(
+                    413,
+                    f"messages.{i}.{where} has {len(text)} characters; "
+                    f"at most {settings.max_chars}",
+                )
+            if not text.strip():
+                raise ApiError(422, f"messages.{i}.history.{j}: turn must not be empty")
+
+
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    response_model_exclude_unset=True,  # `thread` only appears when history was sent
+    responses=ERRORS,
+    summary="Score messages",
+)
+async def score(
+    body: ScoreRequest, request: Request, runtime: RuntimeDep, caller: ScoreCaller
+) -> dict[str, Any]:
+    """Scores, labels, route, phrasing and uncertain heads for each message, in order. History
+    turns are scored in the same batch and summarised in `thread`."""
+    check_limits(body, runtime.settings)
+    texts = [text for m in body.messages for text in (*m.history, m.text)]
+    assert runtime.batcher is not None
+    scores, state = await runtime.batcher.submit(texts)
+    results, offset = [], 0
+    for message in body.messages:
+        turns = scores[offset : offset + len(message.history) + 1]
+        offset += len(turns)
+        message_id = None if message.id is None else str(message.id)
+        results.append(state.decider.result(message_id, message.text, turns[-1], turns[:-1]))
+    runtime.metrics.observe_scores([r["scores"] for r in results])
+    request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
+        messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)
+    )
+    return {"model": state.ref, "results": results}

@@ -1,0 +1,131 @@
+"""Request and response models of the scoring API (the interface contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+__all__ = [
+    "ErrorResponse",
+    "HeadScores",
+    "InfoResponse",
+    "Message",
+    "ReloadRequest",
+    "ScoreRequest",
+    "ScoreResponse",
+]
+
+EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr | int | None = Field(None, description="Your id, echoed in the result.")
+    text: StrictStr = Field(description="The customer's message.", examples=[EXAMPLE_TEXT])
+    history: list[StrictStr] = Field(
+        default_factory=list, description="Earlier customer turns of this thread, oldest first."
+    )
+
+    @field_validator("text")
+    @classmethod
+    def not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text must not be empty or whitespace")
+        return text
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "messages": [
+                        {"id": "t-1", "text": EXAMPLE_TEXT, "history": ["Hi, my order is late."]},
+                        {"id": "t-2", "text": "ok"},
+                    ]
+                }
+            ]
+        },
+    )
+
+    messages: list[Message] = Field(min_length=1, description="1 to max_messages messages.")
+
+
+class HeadScores(BaseModel):
+    frustration: float
+    boredom: float
+    complaint: float
+    legitimacy: float
+
+
+class Labels(BaseModel):
+    frustration: Literal["none", "mild", "strong"]
+    boredom: bool
+    complaint: bool
+    legitimacy: bool | None = Field(description="null when the message is not a complaint")
+
+
+class RouteOut(BaseModel):
+    name: str
+    priority: Literal["high", "normal", "low"]
+    reason: str
+
+
+class Thread(BaseModel):
+    frustration: list[float] = Field(description="Per turn, oldest first, this message last.")
+    trend: Literal["rising", "steady", "falling"]
+    frustrated_in_a_row: int
+
+
+class Result(BaseModel):
+    id: str | None
+    scores: HeadScores
+    labels: Labels
+    route: RouteOut
+    phrasing: list[str]
+    uncertain: list[str] = Field(description="Heads within the margin of their threshold.")
+    truncated: bool = Field(description="The text was cut to the model's token limit.")
+    thread: Thread | None = Field(None, description="Present when history was sent.")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class ScoreResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: ModelRef
+    results: list[Result]
+
+
+class InfoResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: ModelRef
+    heads: list[str]
+    thresholds: dict[str, float]
+    frustration_levels: dict[str, float]
+    uncertainty_margin: float
+    max_length_tokens: int
+    limits: dict[str, float]
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_dir: str = Field(description="Model folder on the server's disk.")
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

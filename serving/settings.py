@@ -1,0 +1,53 @@
+"""Server settings, read from HELPDESK_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.phrasing import DEFAULT_PHRASES
+from serving.routing import DEFAULT_POLICY
+
+__all__ = ["ApiKey", "Settings"]
+
+SCOPES = ("score", "admin")
+
+
+class ApiKey(BaseModel):
+    """One caller: a name for logs, the sha256 (hex) of its key, and its scopes."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: list[str] = Field(default_factory=lambda: ["score"])
+
+
+def _cpu_quota() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+class Settings(BaseSettings):
+    """Every knob of the server. Keys: HELPDESK_API_KEYS='[{"name": "crm", "sha256": "...",
+    "scopes": ["score"]}]'; make the hash with `helpdesk-scorer hash-key`."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPDESK_", protected_namespaces=())
+
+    model_dir: Path = Path("models/release")
+    policy_file: Path = DEFAULT_POLICY
+    phrases_file: Path = DEFAULT_PHRASES
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = Field(default_factory=_cpu_quota, ge=1, description="onnxruntime threads")
+    max_batch_size: int = Field(64, ge=1, le=1024, description="texts per ONNX batch")
+    max_batch_wait_ms: float = Field(2.0, ge=0, description="wait for more requests to batch")
+    max_messages: int = Field(64, ge=1, description="messages per request (413 above)")
+    max_history: int = Field(20, ge=0, description="history turns per message (413 above)")
+    max_chars: int = Field(20_000, ge=1, description="characters per text (413 above)")
+    max_body_bytes: int = Field(2_000_000, ge=1, description="request body size (413 above)")
+    max_in_flight: int = Field(64, ge=1, description="concurrent score requests (429 above)")
+    retry_after_seconds: int = Field(1, ge=1)
+    drain_seconds: float = Field(20.0, ge=0, description="grace period on SIGTERM")
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    log_level: str = "INFO"

@@ -1,0 +1,124 @@
+"""The server as a real process: graceful shutdown under load, JSON logs, and the serving-only
+install (what the Docker image does) in a fresh virtualenv without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import venv
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(python: str, model: Path, port: int, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [python, "-m", "serving.cli", "serve", "--model", str(model), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HELPDESK_THREADS": "1", **env},
+    )
+
+
+def wait_ready(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.communicate()[1][-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("server did not become ready")
+
+
+def test_sigterm_finishes_in_flight_requests(tiny_release: Path) -> None:
+    port = free_port()
+    # a long batching wait keeps requests in flight when SIGTERM arrives
+    process = start(sys.executable, tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="500")
+    try:
+        wait_ready(port, process)
+        url = f"http://127.0.0.1:{port}/v1/score"
+
+        def call(i: int) -> int:
+            body = {"messages": [{"id": str(i), "text": f"request {i} is still waiting"}]}
+            return httpx.post(url, json=body, timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(call, i) for i in range(8)]
+            time.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            statuses = [f.result() for f in futures]
+        assert statuses == [200] * 8
+        # uvicorn re-raises the captured SIGTERM after its graceful shutdown
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        with pytest.raises(httpx.TransportError):
+            httpx.post(url, json={"messages": [{"text": "late"}]}, timeout=2)
+        stderr = process.communicate()[1]
+        events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        assert any(e.get("event") == "ready" for e in events)
+        assert any(e.get("event") == "stopped" for e in events)  # lifespan shutdown completed
+        assert sum(e.get("event") == "request" and e.get("status") == 200 for e in events) >= 8
+        assert "request 3 is still waiting" not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(env_dir / "bin" / "helpdesk-scorer"),
+            "serve",
+            "--model",
+            str(tiny_release),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HELPDESK_THREADS": "1"},
+    )
+    try:
+        wait_ready(port, process)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/score", json={"messages": [{"text": "ok"}]}, timeout=10
+        )
+        assert response.status_code == 200 and response.json()["results"][0]["route"]["name"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
