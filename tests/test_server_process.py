@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,11 +87,18 @@ def test_sigterm_finishes_in_flight_requests(tiny_release: Path) -> None:
 
 
 def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the work tree
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "serving", "training", "evaluation"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name)
+        else:
+            shutil.copy(ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
     install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", str(ROOT)],
+        [python, "-m", "pip", "install", "--quiet", str(source)],
         capture_output=True,
         text=True,
         timeout=600,
