@@ -175,9 +175,13 @@ def serve(
         configure_logging(settings.log_level)
         load_rules(settings)
         verify_folder(settings.model_dir)
-        if not settings.api_keys and settings.host not in LOOPBACK:
-            log("no API keys configured: binding to 127.0.0.1 only", requested=settings.host)
-            settings.host = "127.0.0.1"
+        if not settings.api_keys:
+            log(
+                "no API keys configured: serving on loopback only, without auth",
+                requested_host=settings.host,
+            )
+            if settings.host not in LOOPBACK:
+                settings.host = "127.0.0.1"
         uvicorn.run(
             create_app(settings),
             host=settings.host,

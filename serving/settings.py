@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -24,8 +25,16 @@ class ApiKey(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["score"])
 
 
-def _cpu_quota() -> int:
-    return len(os.sched_getaffinity(0))
+def _cpu_quota(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (containers)."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 class Settings(BaseSettings):

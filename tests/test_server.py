@@ -248,3 +248,35 @@ def test_logs_never_contain_message_text(
     for secret in secrets:
         assert all(secret not in r for r in records)
         assert secret not in metrics
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [("50000 100000", 1), ("150000 100000", 2), ("max 100000", None), ("", None)],
+)
+def test_thread_budget_follows_the_cgroup_quota(
+    tmp_path: Path, content: str, expected: int | None
+) -> None:
+    import os
+
+    from serving.settings import _cpu_quota
+
+    path = tmp_path / "cpu.max"
+    path.write_text(content)
+    cpus = len(os.sched_getaffinity(0))
+    assert _cpu_quota(path) == (min(cpus, expected) if expected else cpus)
+
+
+def test_serve_refuses_a_bad_model_folder_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "serve", "--model", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parents[1],
+    )
+    assert result.returncode == 2 and "has no manifest.json" in result.stderr
+    assert "Traceback" not in result.stderr
