@@ -96,13 +96,18 @@ def train(
         typer.Option("--set", help="Override one config key: --set epochs=2 (repeatable)."),
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    calibrate_only: Annotated[
+        bool, typer.Option(help="Only refit calibration.json of the finished run run_name.")
+    ] = False,
 ) -> None:
     """Fine-tune the multi-task model; the run goes to models/runs/<run_name>/."""
     with user_errors():
         from training.config import load_config
+        from training.train import recalibrate
         from training.train import train as run
 
-        folder = run(load_config(config, set_), resume=resume)
+        resolved = load_config(config, set_)
+        folder = recalibrate(resolved.run_dir) if calibrate_only else run(resolved, resume=resume)
         typer.echo(f"run finished: {folder}")
 
 

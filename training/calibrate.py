@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from evaluation.metrics import best_f1_threshold, hard_labels
 
@@ -33,12 +34,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def frustration_cutoffs(
     probs: np.ndarray, frustrated: np.ndarray, levels: np.ndarray
 ) -> dict[str, float]:
-    """Cut-offs on the calibrated frustration score: `mild` from F1 over none vs any,
-    `strong` from F1 of strong vs mild among the frustrated (shape (n,) each)."""
+    """Cut-offs on the calibrated frustration score (shape (n,) each): `mild` from F1 over
+    none vs any; `strong` where strong vs mild is best told apart among the frustrated
+    (Youden's J: F1 would put every frustrated message in the larger class)."""
     mild = best_f1_threshold(frustrated, probs)
     among = hard_labels(frustrated) == 1
     strong_labels = (levels[among] == "strong").astype(int)
     if len(np.unique(strong_labels)) < 2:
         return {"mild": mild, "strong": max(mild, 0.9)}
-    strong = max(best_f1_threshold(strong_labels, probs[among]), mild)
-    return {"mild": mild, "strong": strong}
+    fpr, tpr, thresholds = roc_curve(strong_labels, probs[among])
+    strong = float(min(thresholds[int(np.argmax(tpr - fpr))], 1.0))
+    return {"mild": mild, "strong": max(strong, mild)}

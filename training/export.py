@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation.metrics import auroc, expected_calibration_error, f1_at
+from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error, f1_at
 from serving.contract import (
     HEADS,
     INPUT_NAMES,
@@ -85,7 +85,8 @@ def _onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
 def _quantize(fp32: Path, int8: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    # per-channel weight scales: per-tensor ones cost 0.007 dev AUROC on legitimacy here
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
 
 
 def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
@@ -102,28 +103,35 @@ TEST_GROUPS = {
 }
 
 
-def test_metrics(test: pd.DataFrame, scorer: Scorer) -> dict[str, dict[str, dict[str, float]]]:
-    """AUROC, F1 at the release threshold and ECE per head, per source group of the test split."""
+def _rows(frame: pd.DataFrame, sources: tuple[str, ...] | None, head: str) -> np.ndarray:
+    labelled = frame[mask_column(head)].to_numpy() == 1
+    return labelled if sources is None else labelled & frame["source"].isin(sources).to_numpy()
+
+
+def test_metrics(
+    test: pd.DataFrame, dev: pd.DataFrame, dev_probs: np.ndarray, scorer: Scorer
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Per source group and head of the test split: AUROC, ECE, F1 at the release threshold
+    (chosen on gold dev) and F1 at the threshold that is best on the same group's dev rows,
+    which is what a deployment on that kind of text would pick."""
     probs = scorer.probabilities(test["text"].tolist())
     thresholds = scorer.manifest.thresholds
     result: dict[str, dict[str, dict[str, float]]] = {}
     for group, sources in TEST_GROUPS.items():
-        in_group = (
-            np.ones(len(test), dtype=bool)
-            if sources is None
-            else (test["source"].isin(sources).to_numpy())
-        )
         result[group] = {}
         for j, head in enumerate(HEADS):
-            rows = in_group & (test[mask_column(head)].to_numpy() == 1)
+            rows, dev_rows = _rows(test, sources, head), _rows(dev, sources, head)
             labels = test.loc[rows, head].to_numpy(dtype=float)
-            if len(np.unique(labels >= 0.5)) < 2:
+            dev_labels = dev.loc[dev_rows, head].to_numpy(dtype=float)
+            if len(np.unique(labels >= 0.5)) < 2 or len(np.unique(dev_labels >= 0.5)) < 2:
                 continue
+            group_threshold = best_f1_threshold(dev_labels, dev_probs[dev_rows, j])
             result[group][head] = {
                 "n": int(rows.sum()),
                 "positives": int((labels >= 0.5).sum()),
                 "auroc": auroc(labels, probs[rows, j]),
                 "f1": f1_at(labels, probs[rows, j], thresholds[head]),
+                "f1_group_dev_threshold": f1_at(labels, probs[rows, j], group_threshold),
                 "ece": expected_calibration_error(labels, probs[rows, j]),
             }
     return result
@@ -202,7 +210,9 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
             "fp32_onnx_max_prob_diff": diff,
             "dev_ece": calibration["dev_ece"],
         },
-        "test": test_metrics(data[data["split"] == "test"].reset_index(drop=True), int8),
+        "test": test_metrics(
+            data[data["split"] == "test"].reset_index(drop=True), dev, int8_probs, int8
+        ),
     }
     (out / MODEL_CARD_FILE).write_text(model_card(manifest, run_dir))
     _write_manifest(out, manifest)

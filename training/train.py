@@ -25,10 +25,10 @@ from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_er
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
-from training.config import TrainConfig, to_toml
+from training.config import TrainConfig, load_config, to_toml
 from training.model import MultiTaskModel
 
-__all__ = ["auroc_by_head", "default_encoder", "predict_logits", "train"]
+__all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
 
 HAND_SOURCES = ("gold", "handwritten")
 
@@ -168,6 +168,27 @@ def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
     return result
 
 
+def write_calibration(run_dir: Path, dev_rows: pd.DataFrame, dev_logits: np.ndarray) -> None:
+    np.save(run_dir / "best_dev_logits.npy", dev_logits)
+    calibration = calibrate(dev_rows, dev_logits)
+    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+
+
+def recalibrate(run_dir: Path) -> Path:
+    """Refit calibration.json of a finished run from its best weights, without training."""
+    config = load_config(run_dir / "config.toml")
+    if not (run_dir / "best.pt").is_file():
+        raise UserError(f"{run_dir} has no best.pt to calibrate")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
+    model.load_state_dict(torch.load(run_dir / "best.pt"))
+    _, dev_rows = load_splits(config)
+    texts = dev_rows["text"].tolist()
+    logits = predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size)
+    write_calibration(run_dir, dev_rows, logits)
+    return run_dir
+
+
 def train(config: TrainConfig, resume: bool = False) -> Path:
     seed_everything(config.seed)
     if config.threads:
@@ -211,6 +232,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         )
         torch.set_rng_state(state["rng"])
 
+    best_logits: np.ndarray | None = None
     started = time.time()
     for epoch in range(start_epoch, config.epochs):
         if stale > config.patience:
@@ -249,7 +271,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if report["mean"] > best:
             best, stale = report["mean"], 0
             torch.save(model.state_dict(), run_dir / "best.pt")
-            np.save(run_dir / "best_dev_logits.npy", dev_logits)
+            best_logits = dev_logits
         else:
             stale += 1
         torch.save(
@@ -266,8 +288,17 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             run_dir / "checkpoint.pt",
         )
 
-    calibration = calibrate(dev_rows, np.load(run_dir / "best_dev_logits.npy"))
-    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+    if best_logits is None:  # resumed after the best epoch: predict it again
+        model.load_state_dict(torch.load(run_dir / "best.pt"))
+        best_logits = predict_logits(
+            model,
+            tokenizer,
+            dev_rows["text"].tolist(),
+            config.max_length,
+            config.eval_batch_size,
+            "calibrate",
+        )
+    write_calibration(run_dir, dev_rows, best_logits)
     metrics = {
         "history": history,
         "train_rows": len(train_rows),
