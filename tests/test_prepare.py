@@ -155,9 +155,11 @@ def test_prepare_builds_masked_multitask_dataset(project: dict[str, Path]) -> No
     # banking77 says nothing about legitimacy: masked, not 0
     assert (data.loc[data["source"] == "banking77", mask_column("legitimacy")] == 0).all()
     # a how-to query is a complaint negative; a failure report ("where is my card") is unknown
-    banking = data[data["source"] == "banking77"].set_index("text")
-    assert banking.loc["how do I top up my card 1?", mask_column("complaint")] == 1
-    assert banking.loc["where is my card", mask_column("complaint")] == 0
+    banking = data[data["source"] == "banking77"]
+    how_to = banking["text"].str.startswith("how do I top up")
+    assert how_to.any() and (banking.loc[how_to, mask_column("complaint")] == 1).all()
+    assert (banking.loc[banking["text"] == "where is my card", mask_column("complaint")] == 0).all()
+    assert (banking["text"] == "where is my card").sum() == 1
     # legitimacy only where complaint is 1
     assert (data.loc[data[mask_column("legitimacy")] == 1, "complaint"] == 1).all()
     # no text in two splits

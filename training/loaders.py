@@ -76,18 +76,47 @@ def load_complaints(paths: dict[str, Path]) -> pd.DataFrame:
 #: Banking77 intents that report a failure ("where is my refund", "charged twice"): such a
 #: query may well be a complaint, so its complaint label is left unknown (masked) rather than 0.
 PROBLEM_INTENTS = frozenset(
-    """card_arrival card_payment_wrong_exchange_rate extra_charge_on_statement
-    pending_cash_withdrawal card_not_working pin_blocked contactless_not_working pending_top_up
-    wrong_amount_of_cash_received card_payment_fee_charged transfer_not_received_by_recipient
-    top_up_reverted balance_not_updated_after_cheque_or_cash_deposit card_payment_not_recognised
-    unable_to_verify_identity compromised_card direct_debit_payment_not_recognised
-    declined_cash_withdrawal pending_card_payment declined_transfer Refund_not_showing_up
-    declined_card_payment pending_transfer card_swallowed transaction_charged_twice
-    reverted_card_payment? failed_transfer virtual_card_not_working
-    wrong_exchange_rate_for_cash_withdrawal top_up_failed balance_not_updated_after_bank_transfer
-    cash_withdrawal_not_recognised request_refund beneficiary_not_allowed transfer_fee_charged
-    exchange_charge cash_withdrawal_charge top_up_by_card_charge top_up_by_bank_transfer_charge
-    """.split()
+    [
+        "card_arrival",
+        "card_payment_wrong_exchange_rate",
+        "extra_charge_on_statement",
+        "pending_cash_withdrawal",
+        "card_not_working",
+        "pin_blocked",
+        "contactless_not_working",
+        "pending_top_up",
+        "wrong_amount_of_cash_received",
+        "card_payment_fee_charged",
+        "transfer_not_received_by_recipient",
+        "top_up_reverted",
+        "balance_not_updated_after_cheque_or_cash_deposit",
+        "card_payment_not_recognised",
+        "unable_to_verify_identity",
+        "compromised_card",
+        "direct_debit_payment_not_recognised",
+        "declined_cash_withdrawal",
+        "pending_card_payment",
+        "declined_transfer",
+        "Refund_not_showing_up",
+        "declined_card_payment",
+        "pending_transfer",
+        "card_swallowed",
+        "transaction_charged_twice",
+        "reverted_card_payment?",
+        "failed_transfer",
+        "virtual_card_not_working",
+        "wrong_exchange_rate_for_cash_withdrawal",
+        "top_up_failed",
+        "balance_not_updated_after_bank_transfer",
+        "cash_withdrawal_not_recognised",
+        "request_refund",
+        "beneficiary_not_allowed",
+        "transfer_fee_charged",
+        "exchange_charge",
+        "cash_withdrawal_charge",
+        "top_up_by_card_charge",
+        "top_up_by_bank_transfer_charge",
+    ]
 )
 
 
