@@ -117,17 +117,17 @@ class Guard:
             await send(message)
 
         rejection = self._reject(scope, path)
-        shed = path in SHED_PATHS and rejection is None
+        counted = path in SHED_PATHS and rejection is None
         try:
             if rejection is not None:
                 await rejection(scope, receive, send_status)
                 return
-            if shed:
+            if counted:
                 self.runtime.in_flight += 1
                 self.runtime.metrics.in_flight.inc()
             await self.app(scope, self._limited(receive), send_status)
         finally:
-            if shed:
+            if counted:
                 self.runtime.in_flight -= 1
                 self.runtime.metrics.in_flight.dec()
             self._record(scope, path, status["code"], time.perf_counter() - started)
