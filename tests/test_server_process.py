@@ -105,6 +105,13 @@ def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: 
     )
     assert install.returncode == 0, install.stderr[-2000:]
     assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+    hint = subprocess.run(
+        [str(env_dir / "bin" / "helpdesk-scorer"), "prepare"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert hint.returncode == 2 and "pip install 'helpdesk-scorer[train]'" in hint.stderr
     port = free_port()
     process = subprocess.Popen(
         [
