@@ -130,6 +130,17 @@ def predict_logits(
     return out
 
 
+def predict_dev(
+    model: MultiTaskModel,
+    tokenizer: PreTrainedTokenizerBase,
+    dev_rows: pd.DataFrame,
+    config: TrainConfig,
+    desc: str,
+) -> np.ndarray:
+    texts = dev_rows["text"].tolist()
+    return predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size, desc)
+
+
 def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
     """AUROC per head on the rows of `frame` labelled for it; probs: (len(frame), len(HEADS))."""
     report = {}
@@ -183,8 +194,7 @@ def recalibrate(run_dir: Path) -> Path:
     model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
     model.load_state_dict(torch.load(run_dir / "best.pt"))
     _, dev_rows = load_splits(config)
-    texts = dev_rows["text"].tolist()
-    logits = predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size)
+    logits = predict_dev(model, tokenizer, dev_rows, config, "calibrate")
     write_calibration(run_dir, dev_rows, logits)
     return run_dir
 
@@ -252,14 +262,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress.set_postfix(loss=f"{loss.item():.3f}")
-        dev_logits = predict_logits(
-            model,
-            tokenizer,
-            dev_rows["text"].tolist(),
-            config.max_length,
-            config.eval_batch_size,
-            "dev",
-        )
+        dev_logits = predict_dev(model, tokenizer, dev_rows, config, "dev")
         per_head = auroc_by_head(dev_rows, sigmoid(dev_logits))
         report = {
             "epoch": epoch + 1,
@@ -290,14 +293,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
 
     if best_logits is None:  # resumed after the best epoch: predict it again
         model.load_state_dict(torch.load(run_dir / "best.pt"))
-        best_logits = predict_logits(
-            model,
-            tokenizer,
-            dev_rows["text"].tolist(),
-            config.max_length,
-            config.eval_batch_size,
-            "calibrate",
-        )
+        best_logits = predict_dev(model, tokenizer, dev_rows, config, "calibrate")
     write_calibration(run_dir, dev_rows, best_logits)
     metrics = {
         "history": history,
