@@ -161,3 +161,17 @@ def test_golden_scores_reproduce_and_catch_a_changed_model(tiny_release: Path) -
     assert scorer.golden_mismatches() == []
     scorer.manifest.temperatures[:] *= 3.0  # a different calibration must be noticed
     assert scorer.golden_mismatches() != []
+
+
+def test_calibrate_only_reproduces_the_run_calibration(tiny_run: Path, tmp_path: Path) -> None:
+    from training.train import recalibrate
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    (copy / "calibration.json").unlink()
+    recalibrate(copy)
+    fresh = json.loads((copy / "calibration.json").read_text())
+    original = json.loads((tiny_run / "calibration.json").read_text())
+    for head in HEADS:
+        assert fresh["temperature"][head] == pytest.approx(original["temperature"][head], rel=1e-3)
+    assert fresh["thresholds"] == pytest.approx(original["thresholds"], abs=1e-3)
