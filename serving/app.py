@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from serving.batcher import MicroBatcher
 from serving.http import Guard, install_error_handlers
@@ -18,6 +20,23 @@ from serving.settings import Settings
 __all__ = ["create_app"]
 
 API_VERSION = "1.0.0"
+
+
+def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The generated schema with this deployment's limits written in, so clients (and the
+    fuzzer) see the same bounds the server enforces with 413."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        components = schema["components"]["schemas"]
+        components["ScoreRequest"]["properties"]["messages"]["maxItems"] = settings.max_messages
+        message = components["Message"]["properties"]
+        message["text"]["maxLength"] = settings.max_chars
+        message["history"]["maxItems"] = settings.max_history
+        message["history"]["items"]["maxLength"] = settings.max_chars
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.openapi = lambda: openapi_with_limits(app, settings)  # type: ignore[method-assign]
     for module in (score, info, health, metrics, admin):
         app.include_router(module.router)
     install_error_handlers(app, settings.max_body_bytes)

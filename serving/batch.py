@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from serving.errors import UserError
 from serving.results import Decider
-from serving.scorer import Scorer
+from serving.scorer import Scorer, text_error
 
 __all__ = ["BatchReport", "Row", "read_rows", "score_file"]
 
@@ -40,8 +40,9 @@ def _check(line: int, record: object) -> Row | str:
     text = record.get("text")
     if not isinstance(text, str):
         return "missing or non-string 'text'"
-    if not text.strip():
-        return "empty 'text'"
+    problem = text_error(text)
+    if problem:
+        return problem
     message_id = record.get("id")
     if message_id is not None and not isinstance(message_id, str | int):
         return "'id' must be a string or number"

@@ -16,7 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving.observability import log
 from serving.runtime import Runtime
 
-__all__ = ["ApiError", "Guard", "error_response", "install_error_handlers"]
+__all__ = [
+    "ApiError",
+    "Guard",
+    "error_response",
+    "error_responses",
+    "install_error_handlers",
+]
 
 SHED_PATHS = ("/v1/score",)
 STATUS_TYPES = {
@@ -25,12 +31,33 @@ STATUS_TYPES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "model_refused",
     413: "too_large",
     422: "invalid_input",
     429: "overloaded",
     500: "internal_error",
     503: "unavailable",
 }
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The body is not parseable JSON (malformed, invalid UTF-8, nested too deep)",
+    401: "Missing or unknown API key",
+    403: "The API key lacks the scope",
+    409: "The model folder was refused (missing, changed or unexpected files, failed golden "
+    "check); the current model keeps serving",
+    413: "Body, message count, history or text length over the limit",
+    422: "Invalid input: empty or non-string text, wrong types, unknown fields",
+    429: "Too many requests in flight (see Retry-After)",
+    503: "No model loaded yet, or shutting down",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, all with the JSON error body."""
+    from serving.schemas import ErrorResponse
+
+    return {c: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[c]} for c in codes}
 
 
 class ApiError(Exception):
@@ -62,7 +89,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        message = error.get("msg", "invalid")
+        if error.get("type") == "string_pattern_mismatch":  # the only pattern is NOT_BLANK
+            message = "empty or whitespace-only text"
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)
 
 
@@ -80,7 +110,7 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     async def too_large(request: Request, exc: Exception) -> JSONResponse:
         return error_response(413, f"request body is larger than {max_body_bytes} bytes")

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+)
+
+from serving.scorer import NOT_BLANK_PATTERN, text_error
 
 __all__ = [
     "ErrorResponse",
@@ -19,21 +29,41 @@ __all__ = [
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
 
 
+#: A string with at least one non-blank character (the schema says so; the validators below
+#: also refuse lone surrogates, which JSON can carry as escapes but Unicode text cannot).
+Text = Annotated[str, StringConstraints(strict=True, pattern=NOT_BLANK_PATTERN)]
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictStr | int | None = Field(None, description="Your id, echoed in the result.")
-    text: StrictStr = Field(description="The customer's message.", examples=[EXAMPLE_TEXT])
-    history: list[StrictStr] = Field(
-        default_factory=list, description="Earlier customer turns of this thread, oldest first."
+    id: StrictStr | StrictInt | None = Field(None, description="Your id, echoed in the result.")
+    text: Text = Field(
+        description="The customer's message (default limit 20000 characters: 413 above).",
+        examples=[EXAMPLE_TEXT],
+    )
+    history: list[Text] = Field(
+        default_factory=list,
+        description="Earlier customer turns of this thread, oldest first (default limit 20 "
+        "turns: 413 above).",
     )
 
     @field_validator("text")
     @classmethod
-    def not_blank(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text must not be empty or whitespace")
+    def scorable(cls, text: str) -> str:
+        problem = text_error(text)
+        if problem:
+            raise ValueError(problem)
         return text
+
+    @field_validator("history")
+    @classmethod
+    def scorable_turns(cls, turns: list[str]) -> list[str]:
+        for i, turn in enumerate(turns):
+            problem = text_error(turn)
+            if problem:
+                raise ValueError(f"turn {i}: {problem}")
+        return turns
 
 
 class ScoreRequest(BaseModel):
@@ -51,7 +81,9 @@ class ScoreRequest(BaseModel):
         },
     )
 
-    messages: list[Message] = Field(min_length=1, description="1 to max_messages messages.")
+    messages: list[Message] = Field(
+        min_length=1, description="1 to max_messages messages (default 64: 413 above)."
+    )
 
 
 class HeadScores(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from serving.contract import (
 from serving.errors import UserError
 from serving.files import sha256_file
 
-__all__ = ["Manifest", "ModelError", "Scorer", "Scores", "Timings", "verify_folder"]
+__all__ = [
+    "Manifest",
+    "ModelError",
+    "Scorer",
+    "Scores",
+    "Timings",
+    "text_error",
+    "verify_folder",
+]
 
 
 class ModelError(UserError):
@@ -105,6 +114,24 @@ def verify_folder(folder: Path) -> Manifest:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path} is missing a field or has a wrong type: {exc}") from None
+
+
+#: A text must hold one character other than ASCII whitespace; spelled as a regex so the API
+#: schema can state the same rule (engines disagree on what else counts as whitespace).
+NOT_BLANK_PATTERN = r"[^ \t\n\r\f\v]"
+NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
+
+
+def text_error(text: str) -> str | None:
+    """Why `text` cannot be scored, or None: blank text, or a lone surrogate (from a JSON
+    escape such as "\\ud800"), which is not valid Unicode and which the tokenizer rejects."""
+    if not NOT_BLANK.search(text):
+        return "empty or whitespace-only text"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (lone surrogate)"
+    return None
 
 
 class Scorer:

@@ -122,6 +122,7 @@ def _rows(n_copies: int) -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, width-32 random BERT and a word-level tokenizer, saved like a HF model."""
+    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -149,6 +150,7 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         intermediate_size=64,
         max_position_embeddings=64,
     )
+    torch.manual_seed(0)  # the same tiny encoder every session: a deterministic suite
     BertModel(config).save_pretrained(folder)
     return folder
 

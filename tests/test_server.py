@@ -212,12 +212,12 @@ def test_reload_swaps_and_a_bad_folder_keeps_the_old_model(
     shutil.copytree(tiny_release, bad)
     (bad / "tokenizer.json").write_text("{}")
     refused = client.post("/v1/admin/reload", json={"model_dir": str(bad)})
-    assert refused.status_code == 422 and "checksum" in error_of(refused)["message"]
+    assert refused.status_code == 409 and "checksum" in error_of(refused)["message"]
     pickle = tmp_path / "pickle"
     shutil.copytree(tiny_release, pickle)
     (pickle / "extra.pkl").write_bytes(b"\x80\x04K\x01.")
     refused = client.post("/v1/admin/reload", json={"model_dir": str(pickle)})
-    assert refused.status_code == 422 and "extra.pkl" in error_of(refused)["message"]
+    assert refused.status_code == 409 and "extra.pkl" in error_of(refused)["message"]
     assert client.post("/v1/score", json={"messages": [{"text": "ok"}]}).status_code == 200
     assert client.get("/readyz").status_code == 200
 
@@ -280,3 +280,25 @@ def test_serve_refuses_a_bad_model_folder_in_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "has no manifest.json" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_key_check_compares_every_stored_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant time: the same number of constant-time comparisons whichever key matches."""
+    import hmac
+
+    from serving import auth
+
+    calls: list[int] = []
+    real = hmac.compare_digest
+
+    def counting(a: str, b: str) -> bool:
+        calls.append(1)
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    for presented in (SCORE_KEY, ADMIN_KEY, "wrong"):
+        calls.clear()
+        auth.authenticate(presented, KEYS)
+        assert len(calls) == len(KEYS)
+    assert auth.authenticate(ADMIN_KEY, KEYS) is KEYS[1]
+    assert auth.authenticate(None, KEYS) is None

@@ -4,12 +4,9 @@ install (what the Docker image does) in a fresh virtualenv without torch."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import venv
 from concurrent.futures import ThreadPoolExecutor
@@ -18,45 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(python: str, model: Path, port: int, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [python, "-m", "serving.cli", "serve", "--model", str(model), "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HELPDESK_THREADS": "1", **env},
-    )
-
-
-def wait_ready(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.communicate()[1][-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError("server did not become ready")
+from tests.server_process import ROOT, free_port, start, stop, wait_ready
 
 
 def test_sigterm_finishes_in_flight_requests(tiny_release: Path) -> None:
     port = free_port()
     # a long batching wait keeps requests in flight when SIGTERM arrives
-    process = start(sys.executable, tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="500")
+    process = start(tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="500")
     try:
         wait_ready(port, process)
         url = f"http://127.0.0.1:{port}/v1/score"
@@ -113,21 +78,7 @@ def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: 
     )
     assert hint.returncode == 2 and "pip install 'helpdesk-scorer[train]'" in hint.stderr
     port = free_port()
-    process = subprocess.Popen(
-        [
-            str(env_dir / "bin" / "helpdesk-scorer"),
-            "serve",
-            "--model",
-            str(tiny_release),
-            "--port",
-            str(port),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HELPDESK_THREADS": "1"},
-    )
+    process = start(tiny_release, port, [str(env_dir / "bin" / "helpdesk-scorer")], tmp_path)
     try:
         wait_ready(port, process)
         response = httpx.post(
@@ -135,5 +86,4 @@ def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: 
         )
         assert response.status_code == 200 and response.json()["results"][0]["route"]["name"]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 
 from serving.deps import AdminCaller, RuntimeDep
 from serving.errors import UserError
-from serving.http import ApiError
+from serving.http import ApiError, error_responses
 from serving.observability import log
 from serving.runtime import load_model_state
-from serving.schemas import ErrorResponse, ReloadRequest
+from serving.schemas import ReloadRequest
 
 router = APIRouter(tags=["admin"])
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["admin"])
 @router.post(
     "/v1/admin/reload",
     summary="Hot-swap the model; on any failure the old model keeps serving",
-    responses={422: {"model": ErrorResponse, "description": "The folder was refused"}},
+    responses=error_responses(400, 401, 403, 409, 413, 422),
 )
 async def reload(
     body: ReloadRequest, runtime: RuntimeDep, caller: AdminCaller
@@ -33,7 +33,7 @@ async def reload(
             )
         except UserError as exc:
             log("reload refused", folder=str(folder), error=str(exc))
-            raise ApiError(422, f"model refused, still serving the old one: {exc}") from None
+            raise ApiError(409, f"model refused, still serving the old one: {exc}") from None
         previous = runtime.current().ref
         runtime.swap(state)
         log("model swapped", previous=previous["sha256"], current=state.ref["sha256"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
-from serving.http import ApiError
+from serving.http import ApiError, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -15,7 +15,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="A verified, warmed-up model is loaded and not draining")
+@router.get(
+    "/readyz",
+    responses=error_responses(503),
+    summary="A verified, warmed-up model is loaded and not draining",
+)
 async def readyz(runtime: RuntimeDep) -> dict[str, str]:
     if runtime.model is None or runtime.draining:
         raise ApiError(503, "not ready" if runtime.model is None else "draining")

@@ -6,12 +6,18 @@ from fastapi import APIRouter
 
 from serving.contract import HEADS
 from serving.deps import RuntimeDep, ScoreCaller
+from serving.http import error_responses
 from serving.schemas import InfoResponse
 
 router = APIRouter(tags=["info"])
 
 
-@router.get("/v1/info", response_model=InfoResponse, summary="Model, thresholds and limits")
+@router.get(
+    "/v1/info",
+    response_model=InfoResponse,
+    responses=error_responses(401, 403, 503),
+    summary="Model, thresholds and limits",
+)
 async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
     state = runtime.current()
     manifest = state.scorer.manifest

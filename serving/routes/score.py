@@ -7,23 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from serving.deps import RuntimeDep, ScoreCaller
-from serving.http import ApiError
-from serving.schemas import ErrorResponse, ScoreRequest, ScoreResponse
+from serving.http import ApiError, error_responses
+from serving.schemas import ScoreRequest, ScoreResponse
 from serving.settings import Settings
 
 router = APIRouter(tags=["score"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse, "description": text}
-    for code, text in {
-        401: "Missing or unknown API key",
-        403: "The key lacks the 'score' scope",
-        413: "Body, message count, history or text length over the limit",
-        422: "Invalid input: empty or non-string text, wrong types, unknown fields",
-        429: "Too many requests in flight (see Retry-After)",
-        503: "No model loaded yet, or shutting down",
-    }.items()
-}
+ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
 def check_limits(body: ScoreRequest, settings: Settings) -> None:
@@ -44,8 +34,6 @@ def check_limits(body: ScoreRequest, settings: Settings) -> None:
                     f"messages.{i}.{where} has {len(text)} characters; "
                     f"at most {settings.max_chars}",
                 )
-            if not text.strip():
-                raise ApiError(422, f"messages.{i}.history.{j}: turn must not be empty")
 
 
 @router.post(
