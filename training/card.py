@@ -245,7 +245,13 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         "- Legitimacy is judged from the text as written: the model cannot know whether a charge "
         "really happened. It is a triage signal, never a verdict on a customer.",
         "- English only. Frustration was learned largely from Reddit (GoEmotions); sarcasm and "
-        "very long messages (past the token limit) are weak spots.",
+        "very long messages (past the token limit) are weak spots. The tokenizer is uncased, so "
+        "shouting in capitals is invisible to the model.",
+        "- Seen in hand checks outside the test set: angry wording pulls legitimacy down even "
+        'when the failure is concrete ("This is ridiculous, I have been waiting three weeks for '
+        'my refund!!" scores legitimacy 0.05 with the released model), and a calm repeat '
+        'request ("Third time I am asking: where is my refund?") scores low frustration. Route '
+        "on legitimacy with a human in the loop.",
         "",
     ]
     return "\n".join(lines)
