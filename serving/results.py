@@ -17,9 +17,11 @@ TREND_BAND = 0.15  # change in frustration over the last turns that counts as a 
 
 
 def frustration_level(score: float, cutoffs: dict[str, float]) -> str:
-    if score >= cutoffs["strong"]:
-        return "strong"
-    return "mild" if score >= cutoffs["mild"] else "none"
+    """none / mild / strong; below the mild cut-off is never strong, even if a deployment
+    raised the frustration threshold above the model's strong cut-off."""
+    if score < cutoffs["mild"]:
+        return "none"
+    return "strong" if score >= cutoffs["strong"] else "mild"
 
 
 def thread_summary(frustration: list[float], threshold: float) -> dict[str, Any]:

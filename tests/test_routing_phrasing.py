@@ -149,3 +149,18 @@ def test_thread_summary(turns: list[float], trend: str, in_a_row: int) -> None:
     summary = thread_summary(turns, 0.5)
     assert summary["trend"] == trend and summary["frustrated_in_a_row"] == in_a_row
     assert summary["frustration"] == turns
+
+
+@pytest.mark.parametrize(
+    "score, cutoffs, level",
+    [
+        (0.2, {"mild": 0.5, "strong": 0.9}, "none"),
+        (0.6, {"mild": 0.5, "strong": 0.9}, "mild"),
+        (0.95, {"mild": 0.5, "strong": 0.9}, "strong"),
+        (0.93, {"mild": 0.97, "strong": 0.9}, "none"),  # a raised threshold wins over strong
+    ],
+)
+def test_frustration_level(score: float, cutoffs: dict[str, float], level: str) -> None:
+    from serving.results import frustration_level
+
+    assert frustration_level(score, cutoffs) == level

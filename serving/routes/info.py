@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from serving.contract import HEADS
 from serving.deps import RuntimeDep, ScoreCaller
-from serving.http import error_responses
+from serving.http import ApiError, error_responses
 from serving.schemas import InfoResponse
 
 router = APIRouter(tags=["info"])
@@ -19,7 +19,9 @@ router = APIRouter(tags=["info"])
     summary="Model, thresholds and limits",
 )
 async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
-    state = runtime.current()
+    if runtime.model is None:
+        raise ApiError(503, "not ready")
+    state = runtime.model
     manifest = state.scorer.manifest
     settings = runtime.settings
     return {
