@@ -127,7 +127,8 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
 
 
 class Guard:
-    """Pure ASGI middleware, outermost, so it also sees requests it rejects."""
+    """Pure ASGI middleware around all routes: it sheds, limits and records every request,
+    including the ones it rejects before they reach a route."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
