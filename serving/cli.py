@@ -84,7 +84,13 @@ def prepare(
 
         if mirror is None and DEFAULT_MIRROR.is_dir():
             mirror = DEFAULT_MIRROR
+        import json
+
+        from training.card import lf_summary_lines
+
         folder = run(PrepareConfig(mirror=mirror, out=out, seed=seed))
+        stats = json.loads((folder / "stats.json").read_text())
+        typer.echo("\n".join(lf_summary_lines(stats)))
         typer.echo(f"wrote {folder / 'dataset.parquet'} and {folder / 'DATASET_CARD.md'}")
 
 

@@ -169,6 +169,12 @@ def test_prepare_builds_masked_multitask_dataset(project: dict[str, Path]) -> No
     for head in HEADS:
         assert f"| {head} | test |" in card
     assert "Length-only baseline" in card and "Weak supervision: legitimacy" in card
+    from training.card import lf_summary_lines
+    from training.labelling import BOREDOM_LFS, LEGITIMACY_LFS
+
+    summary = "\n".join(lf_summary_lines(json.loads((out / "stats.json").read_text())))
+    for lf in (*BOREDOM_LFS, *LEGITIMACY_LFS):
+        assert f"| {lf.name} |" in summary and f"| {lf.name} |" in card
 
 
 def test_prepare_is_deterministic(project: dict[str, Path]) -> None:

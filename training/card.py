@@ -10,7 +10,7 @@ import pandas as pd
 
 from serving.contract import HEADS, SPLITS, mask_column
 
-__all__ = ["length_auroc", "write_card"]
+__all__ = ["length_auroc", "lf_summary_lines", "model_card", "write_card"]
 
 
 def length_auroc(texts: pd.Series, labels: pd.Series) -> float:
@@ -112,6 +112,18 @@ def _agreement(agreement: dict[str, Any]) -> list[str]:
     ]
 
 
+def lf_summary_lines(stats: dict[str, Any]) -> list[str]:
+    """The labelling-function summary: in the card, and printed by `prepare`."""
+    return [
+        "## Weak supervision: boredom",
+        "",
+        *_lf_table(stats["boredom_lfs"]),
+        "## Weak supervision: legitimacy (complaints only)",
+        "",
+        *_lf_table(stats["legitimacy_lfs"]),
+    ]
+
+
 def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
     sources = data.groupby(["source", "split"]).size().unstack(fill_value=0)
     levels = data.groupby(["frustration_level", "split"]).size().unstack(fill_value=0)
@@ -145,12 +157,7 @@ def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
         "## Gold set agreement",
         "",
         *_agreement(stats.get("agreement", {})),
-        "## Weak supervision: boredom",
-        "",
-        *_lf_table(stats["boredom_lfs"]),
-        "## Weak supervision: legitimacy (complaints only)",
-        "",
-        *_lf_table(stats["legitimacy_lfs"]),
+        *lf_summary_lines(stats),
         "## Source files (sha256)",
         "",
         *_table(["file", "sha256"], [[k, v] for k, v in stats["source_sha256"].items()]),
