@@ -1,0 +1,163 @@
+"""Model-level latency: torch fp32 eager vs ONNX fp32 vs ONNX int8, batch 1 and 32, messages of
+about 16, 64 and 128 tokens, beside the physical floor (FLOPs over this machine's matmul peak).
+
+    python -m evaluation.bench.model --run models/runs/v2 --release models/release
+
+Times the model call alone (inputs tokenized beforehand). Prints a table and writes JSON; a
+benchmark, not a test. Rows whose inputs are missing (no run folder, no torch) are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+
+LENGTHS = (16, 64, 128)
+BATCHES = (1, 32)
+WORDS = [
+    "my",
+    "order",
+    "arrived",
+    "late",
+    "and",
+    "the",
+    "screen",
+    "is",
+    "cracked",
+    "so",
+    "I",
+    "would",
+    "like",
+    "a",
+    "refund",
+    "please",
+]
+
+
+def inputs(tokenizer: Tokenizer, tokens: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of identical messages of exactly `tokens` tokens (with [CLS] and [SEP])."""
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(tokens)
+    text = " ".join(WORDS[i % len(WORDS)] for i in range(tokens * 2))
+    ids = np.array([tokenizer.encode(text).ids] * batch, dtype=np.int64)
+    return ids, np.ones_like(ids)
+
+
+def flops_per_message(tokens: int, layers: int = 6, width: int = 384, ffn: int = 1536) -> float:
+    """Multiply-adds x 2 of a MiniLM-L6 forward pass: projections, attention, feed-forward."""
+    per_layer = tokens * (4 * width * width + 2 * width * ffn) + 2 * tokens * tokens * width
+    return 2.0 * layers * per_layer
+
+
+def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
+    """fp32 matmul throughput of this machine, the denominator of the floor."""
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def timed(call: Callable[[], object], repeats: int) -> list[float]:
+    for _ in range(3):
+        call()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], object]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda ids, mask: session.run(
+        [OUTPUT_NAME], dict(zip(INPUT_NAMES, (ids, mask), strict=True))
+    )
+
+
+def torch_runner(run: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], object] | None:
+    try:
+        import torch
+
+        from training.config import load_config
+        from training.model import MultiTaskModel
+        from training.train import default_encoder
+    except ModuleNotFoundError:
+        return None
+    torch.set_num_threads(threads)
+    config = load_config(run / "config.toml")
+    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), 0.0)
+    model.load_state_dict(torch.load(run / "best.pt"))
+    model.eval()
+
+    def call(ids: np.ndarray, mask: np.ndarray) -> object:
+        with torch.no_grad():
+            return model(torch.from_numpy(ids), torch.from_numpy(mask))
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--release", type=Path, default=Path("models/release"))
+    parser.add_argument("--run", type=Path, default=None, help="run folder: torch and fp32 rows")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench_model.json"))
+    args = parser.parse_args()
+    tokenizer = Tokenizer.from_file(str(args.release / TOKENIZER_FILE))
+    runners: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {}
+    if args.run is not None:
+        torch_call = torch_runner(args.run, args.threads)
+        if torch_call is not None:
+            runners["torch fp32 eager"] = torch_call
+        if (args.run / "model.fp32.onnx").is_file():
+            runners["onnx fp32"] = onnx_runner(args.run / "model.fp32.onnx", args.threads)
+    runners["onnx int8"] = onnx_runner(args.release / MODEL_FILE, args.threads)
+    peak = matmul_peak_gflops()
+    rows = []
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {args.threads} threads")
+    print(
+        f"{'model':18} {'batch':>5} {'tokens':>6} {'p50 ms':>8} {'p99 ms':>8} {'msg/s':>8} "
+        f"{'floor ms':>8}"
+    )
+    for name, call in runners.items():
+        for batch in BATCHES:
+            for tokens in LENGTHS:
+                ids, mask = inputs(tokenizer, tokens, batch)
+                seconds = timed(lambda: call(ids, mask), args.repeats)  # noqa: B023
+                p50, p99 = np.percentile(seconds, 50), np.percentile(seconds, 99)
+                floor = flops_per_message(tokens) * batch / (peak * 1e9)
+                row = {
+                    "model": name,
+                    "batch": batch,
+                    "tokens": tokens,
+                    "p50_ms": round(p50 * 1000, 2),
+                    "p99_ms": round(p99 * 1000, 2),
+                    "messages_per_s": round(batch / p50, 1),
+                    "floor_ms": round(floor * 1000, 2),
+                }
+                rows.append(row)
+                print(
+                    f"{name:18} {batch:>5} {tokens:>6} {row['p50_ms']:>8} {row['p99_ms']:>8} "
+                    f"{row['messages_per_s']:>8} {row['floor_ms']:>8}"
+                )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
