@@ -25,6 +25,7 @@ from training.sources import load_sources, resolve
 __all__ = ["PrepareConfig", "prepare"]
 
 POOL_SPLITS = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
+HAND_SOURCES = ("gold", "handwritten")  # human-labelled rows: never given weak labels
 
 
 @dataclass
@@ -133,7 +134,7 @@ def weak_labels(
     one of the hand-labelled train rows (in-domain; dev and test are not looked at). Returns
     the summary.
     """
-    public = (data["source"].isin(["gold", "handwritten"]) == False).to_numpy()  # noqa: E712
+    public = ~data["source"].isin(HAND_SOURCES).to_numpy()
     metas = data.to_dict("records")
     votes = apply_lfs(lfs, data["text"].tolist(), metas)
     train = (data["split"] == "train").to_numpy()

@@ -27,10 +27,9 @@ from serving.errors import UserError
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, load_config, to_toml
 from training.model import MultiTaskModel
+from training.prepare import HAND_SOURCES
 
 __all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
-
-HAND_SOURCES = ("gold", "handwritten")
 
 
 def default_encoder() -> str:
