@@ -175,7 +175,6 @@ def serve(
 
         from serving.app import create_app
         from serving.observability import configure_logging, log
-        from serving.runtime import load_rules
         from serving.scorer import verify_folder
         from serving.settings import Settings
 
@@ -184,8 +183,7 @@ def serve(
             update={k: v for k, v in overrides.items() if v is not None}
         )
         configure_logging(settings.log_level)
-        load_rules(settings)
-        verify_folder(settings.model_dir)
+        verify_folder(settings.model_dir)  # the model loads in the lifespan: fail fast here
         if not settings.api_keys:
             log(
                 "no API keys configured: serving on loopback only, without auth",
@@ -193,8 +191,9 @@ def serve(
             )
             if settings.host not in LOOPBACK:
                 settings.host = "127.0.0.1"
+        app = create_app(settings)  # validates the policy and phrase files
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             access_log=False,

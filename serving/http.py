@@ -85,6 +85,10 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def body_too_large(limit: int) -> JSONResponse:
+    return error_response(413, f"request body is larger than {limit} bytes")
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
@@ -113,7 +117,7 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     async def too_large(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(413, f"request body is larger than {max_body_bytes} bytes")
+        return body_too_large(max_body_bytes)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log("unhandled error", logging.ERROR, error=type(exc).__name__, path=request.url.path)
@@ -167,9 +171,7 @@ class Guard:
         settings = self.runtime.settings
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > settings.max_body_bytes:
-            return error_response(
-                413, f"request body is larger than {settings.max_body_bytes} bytes"
-            )
+            return body_too_large(settings.max_body_bytes)
         if path not in SHED_PATHS:
             return None  # health, metrics and info are never shed
         if self.runtime.draining or self.runtime.model is None:

@@ -60,7 +60,7 @@ class Decider:
         """The contract's result object; with `history` (earlier turns, oldest first) it gains
         a `thread` object and routing sees how long the customer has been frustrated."""
         p = scores.probabilities
-        thresholds = {**self.manifest.thresholds, **self.policy.thresholds}
+        thresholds = self.policy.cut(self.manifest.thresholds)
         complaint = p["complaint"] >= thresholds["complaint"]
         labels: dict[str, Any] = {
             "frustration": frustration_level(

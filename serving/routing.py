@@ -32,6 +32,14 @@ class Policy:
     thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's
     uncertainty_margin: float | None = None
 
+    def cut(self, model: dict[str, float]) -> dict[str, float]:
+        """The thresholds in force: the model's, overridden by this policy's."""
+        return {**model, **self.thresholds}
+
+    def margin(self, model: float) -> float:
+        """The uncertainty margin in force: this policy's if set, else the model's."""
+        return model if self.uncertainty_margin is None else self.uncertainty_margin
+
 
 @dataclass(frozen=True)
 class Route:
@@ -89,8 +97,8 @@ def route(
     (every head, for the fallback); any of them within `margin` of its threshold is uncertain.
     `frustrated_turns` counts the frustrated customer turns in a row ending with this message.
     """
-    cut = {**thresholds, **policy.thresholds}
-    margin = policy.uncertainty_margin if policy.uncertainty_margin is not None else margin
+    cut = policy.cut(thresholds)
+    margin = policy.margin(margin)
     above = {h: scores[h] >= cut[h] for h in HEADS}
     deciding: set[str] = set()
     for rule in policy.rules:

@@ -22,7 +22,6 @@ __all__ = ["ModelState", "Runtime", "load_model_state", "load_rules"]
 class ModelState:
     scorer: Scorer
     decider: Decider
-    folder: Path
 
     @property
     def ref(self) -> dict[str, str]:
@@ -45,7 +44,7 @@ def load_model_state(
     mismatches = scorer.golden_mismatches()
     if mismatches:
         raise ModelError(f"{folder}: golden check failed on {len(mismatches)} message(s)")
-    return ModelState(scorer, Decider(scorer.manifest, policy, phrases), folder)
+    return ModelState(scorer, Decider(scorer.manifest, policy, phrases))
 
 
 @dataclass

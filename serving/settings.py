@@ -14,8 +14,6 @@ from serving.routing import DEFAULT_POLICY
 
 __all__ = ["ApiKey", "Settings"]
 
-SCOPES = ("score", "admin")
-
 
 class ApiKey(BaseModel):
     """One caller: a name for logs, the sha256 (hex) of its key, and its scopes."""

@@ -27,9 +27,9 @@ async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
     return {
         "model": state.ref,
         "heads": list(HEADS),
-        "thresholds": {**manifest.thresholds, **runtime.policy.thresholds},
+        "thresholds": runtime.policy.cut(manifest.thresholds),
         "frustration_levels": manifest.frustration_levels,
-        "uncertainty_margin": runtime.policy.uncertainty_margin or manifest.uncertainty_margin,
+        "uncertainty_margin": runtime.policy.margin(manifest.uncertainty_margin),
         "max_length_tokens": manifest.max_length,
         "limits": {
             "max_messages": settings.max_messages,
