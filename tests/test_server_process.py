@@ -18,10 +18,20 @@ import pytest
 from tests.server_process import ROOT, free_port, start, stop, wait_ready
 
 
+def wait_in_flight(port: int, count: int, timeout: float = 10.0) -> None:
+    """Block until the server reports `count` score requests in flight (a busy machine connects
+    slowly, so a fixed sleep could signal before every request has arrived)."""
+    deadline = time.monotonic() + timeout
+    line = f"helpdesk_in_flight {float(count)}"
+    while line not in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text:
+        assert time.monotonic() < deadline, f"never saw {count} requests in flight"
+        time.sleep(0.02)
+
+
 def test_sigterm_finishes_in_flight_requests(tiny_release: Path) -> None:
     port = free_port()
     # a long batching wait keeps requests in flight when SIGTERM arrives
-    process = start(tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="500")
+    process = start(tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="3000")
     try:
         wait_ready(port, process)
         url = f"http://127.0.0.1:{port}/v1/score"
@@ -32,7 +42,7 @@ def test_sigterm_finishes_in_flight_requests(tiny_release: Path) -> None:
 
         with ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(call, i) for i in range(8)]
-            time.sleep(0.2)
+            wait_in_flight(port, 8)
             process.send_signal(signal.SIGTERM)
             statuses = [f.result() for f in futures]
         assert statuses == [200] * 8
