@@ -130,10 +130,7 @@ def queue(
             }
             for s in samples[offset : offset + limit]
         ],
-        "progress": {
-            "reviewed": len(done & set(state.report.queue)),
-            "total": len(state.report.queue),
-        },
+        "progress": state.progress(done),
     }
 
 

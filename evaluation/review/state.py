@@ -29,9 +29,10 @@ class ReviewState:
     scorer: Scorer
     attribute: Callable[[str], Attribution]
 
-    def progress(self) -> dict[str, int]:
-        """Queue samples that hold a reviewer's judgement, out of the whole queue."""
-        done = reviewed_ids(self.store)
+    def progress(self, done: set[str] | None = None) -> dict[str, int]:
+        """Queue samples that hold a reviewer's judgement (`done`, else read from the store),
+        out of the whole queue."""
+        done = reviewed_ids(self.store) if done is None else done
         return {
             "reviewed": sum(i in done for i in self.report.queue),
             "total": len(self.report.queue),
