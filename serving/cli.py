@@ -202,6 +202,51 @@ def serve(
         )
 
 
+@app.command()
+def review(
+    report: Annotated[
+        Path, typer.Argument(help="Report folder with predictions.jsonl and misclassified.jsonl.")
+    ],
+    model: Annotated[Path | None, typer.Option(help="Model folder, for attribution.")] = None,
+    store: Annotated[str | None, typer.Option(help="Feedback store SQLAlchemy URL.")] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Author of the judgements.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8100).")] = None,
+) -> None:
+    """Open the QA review page on a report (settings: HELPDESK_REVIEW_* environment)."""
+    with user_errors():
+        import uvicorn
+
+        from evaluation.review import ReviewSettings, create_review_app
+        from evaluation.review.report import load_report
+        from serving.feedback import FeedbackStore
+        from serving.scorer import verify_folder
+
+        overrides = {
+            "report_dir": report,
+            "model_dir": model,
+            "store_url": store,
+            "reviewer": reviewer,
+            "host": host,
+            "port": port,
+        }
+        settings = ReviewSettings.model_validate(
+            {
+                **ReviewSettings().model_dump(),
+                **{k: v for k, v in overrides.items() if v is not None},
+            }
+        )
+        load_report(settings.report_dir)  # fail fast, before the server starts
+        verify_folder(settings.model_dir)
+        FeedbackStore.open(settings.store_url).close()
+        if settings.host not in LOOPBACK:
+            typer.echo(
+                f"warning: the review page has no login; {settings.host} exposes it", err=True
+            )
+        typer.echo(f"review page: http://{settings.host}:{settings.port}/", err=True)
+        uvicorn.run(create_review_app(settings), host=settings.host, port=settings.port)
+
+
 @app.command("hash-key")
 def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) -> None:
     """Print the sha256 to put in HELPDESK_API_KEYS (the server never stores the key)."""

@@ -1,0 +1,188 @@
+"""The evaluation report the page reviews: predictions.jsonl and misclassified.jsonl.
+
+Both files hold one sample per line (schema in the evaluate command); the review queue is
+misclassified.jsonl in its order (likeliest wrong label first), the confusion matrices and
+confusion-cell lists come from predictions.jsonl (every evaluated sample).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from sklearn.metrics import confusion_matrix
+
+from serving.contract import HEADS
+from serving.errors import UserError
+
+__all__ = [
+    "ERROR_KINDS",
+    "MISCLASSIFIED_FILE",
+    "OUTCOMES",
+    "PREDICTIONS_FILE",
+    "HeadName",
+    "Report",
+    "Sample",
+    "confusion",
+    "hard_label",
+    "known_head",
+    "load_report",
+    "outcome",
+]
+
+PREDICTIONS_FILE = "predictions.jsonl"
+MISCLASSIFIED_FILE = "misclassified.jsonl"
+ERROR_KINDS = ("false_positive", "false_negative", "uncertain")
+OUTCOMES = ("tp", "fp", "fn", "tn")
+ErrorKind = Literal["false_positive", "false_negative", "uncertain"]
+
+
+def known_head(value: str) -> str:
+    if value not in HEADS:
+        raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
+    return value
+
+
+#: A head name from serving/contract.py, checked wherever one comes in.
+HeadName = Annotated[str, AfterValidator(known_head)]
+
+
+class SampleError(BaseModel):
+    head: HeadName
+    kind: ErrorKind
+
+
+class SampleRoute(BaseModel):
+    name: str
+    priority: str = ""
+    reason: str = ""
+
+
+class Sample(BaseModel):
+    """One evaluated message; extra fields written by newer evaluate versions are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    text: str
+    source: str = ""
+    split: str = ""
+    labels: dict[str, float | None]
+    scores: dict[str, float]
+    thresholds: dict[str, float]
+    route: SampleRoute | None = None
+    errors: list[SampleError] = Field(default_factory=list)
+    label_quality: float | None = None
+    label_issue: bool = False
+
+    @field_validator("labels", "scores", "thresholds")
+    @classmethod
+    def known_heads(cls, value: dict[str, object]) -> dict[str, object]:
+        unknown = set(value) - set(HEADS)
+        if unknown:
+            raise ValueError(f"unknown heads {sorted(unknown)}")
+        return value
+
+    @field_validator("scores", "thresholds")
+    @classmethod
+    def every_head(cls, value: dict[str, float]) -> dict[str, float]:
+        missing = [h for h in HEADS if h not in value]
+        if missing:
+            raise ValueError(f"missing heads {missing}")
+        return value
+
+
+def hard_label(sample: Sample, head: str) -> int | None:
+    """The dataset label cut at 0.5 (soft labels), None where the head is masked."""
+    label = sample.labels.get(head)
+    return None if label is None else int(label >= 0.5)
+
+
+def outcome(sample: Sample, head: str) -> str | None:
+    """tp/fp/fn/tn of the model's decision against the dataset label; None when masked."""
+    label = hard_label(sample, head)
+    if label is None:
+        return None
+    predicted = sample.scores[head] >= sample.thresholds[head]
+    return ("tn", "fp", "fn", "tp")[2 * label + int(predicted)]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every evaluated sample by id, and the review queue (ids, in review order)."""
+
+    folder: Path
+    samples: dict[str, Sample]
+    queue: list[str]
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({s.source for s in self.samples.values()})
+
+
+def _read(path: Path) -> list[Sample]:
+    if not path.is_file():
+        raise UserError(f"report file missing: {path} (made by `helpdesk-scorer evaluate`)")
+    samples: list[Sample] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                sample = Sample.model_validate(json.loads(line))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                if isinstance(exc, ValidationError):
+                    first = exc.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"]) or "line"
+                    reason = f"{where}: {first['msg']}"
+                else:
+                    reason = f"not JSON ({exc.msg})"
+                raise UserError(f"{path}:{number}: {reason}") from None
+            if sample.id in seen:
+                raise UserError(f"{path}:{number}: id {sample.id!r} appears twice")
+            seen.add(sample.id)
+            samples.append(sample)
+    return samples
+
+
+def load_report(folder: Path) -> Report:
+    """Read and check both files; any problem is one UserError naming file and line."""
+    if not folder.is_dir():
+        raise UserError(f"report folder not found: {folder}")
+    predictions = _read(folder / PREDICTIONS_FILE)
+    misclassified = _read(folder / MISCLASSIFIED_FILE)
+    samples = {s.id: s for s in predictions}
+    samples.update((s.id, s) for s in misclassified)
+    return Report(folder, samples, [s.id for s in misclassified])
+
+
+def confusion(samples: Iterable[Sample]) -> dict[str, dict[str, int]]:
+    """Per head: TP/FP/FN/TN counts of the model's decisions, and how many were unlabelled."""
+    rows = list(samples)
+    counts: dict[str, dict[str, int]] = {}
+    for head in HEADS:
+        labelled = [s for s in rows if hard_label(s, head) is not None]
+        truth = np.array([hard_label(s, head) for s in labelled], dtype=int)
+        predicted = np.array([s.scores[head] >= s.thresholds[head] for s in labelled], dtype=int)
+        tn, fp, fn, tp = confusion_matrix(truth, predicted, labels=[0, 1]).ravel()
+        counts[head] = {
+            "tp": int(tp),
+            "fp": int(fp),
+            "fn": int(fn),
+            "tn": int(tn),
+            "unlabelled": len(rows) - len(labelled),
+        }
+    return counts

@@ -1,0 +1,36 @@
+"""Settings of the QA review page, read from HELPDESK_REVIEW_* environment variables."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.feedback.store import DEFAULT_URL
+
+__all__ = ["ReviewSettings"]
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "reviewer"
+
+
+class ReviewSettings(BaseSettings):
+    """Where the report, the model and the feedback store are, and who is reviewing."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPDESK_REVIEW_", protected_namespaces=())
+
+    report_dir: Path = Path("reports/eval")
+    model_dir: Path = Path("models/release")
+    store_url: str = DEFAULT_URL
+    reviewer: str = Field(default_factory=_user, min_length=1, max_length=100)
+    host: str = "127.0.0.1"
+    port: int = Field(8100, ge=1, le=65535)
+    attribution_units: int = Field(
+        48, ge=2, le=512, description="most words or word groups removed one at a time"
+    )

@@ -1,0 +1,99 @@
+"""FeedbackStore: append judgements, read them back, export the corrections in force as JSONL.
+
+Writes are idempotent by `key` (insert ... on conflict do nothing), so a client retry or two
+processes racing on the same request never store a judgement twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from serving.errors import UserError
+from serving.feedback.migrate import upgrade
+from serving.feedback.models import Feedback
+from serving.feedback.schemas import FeedbackIn, FeedbackRecord
+
+__all__ = ["DEFAULT_URL", "FeedbackStore"]
+
+DEFAULT_URL = "sqlite:///feedback.db"
+
+
+class FeedbackStore:
+    """A feedback database at a SQLAlchemy URL; `open` brings its schema to the latest migration."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL) -> FeedbackStore:
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+            upgrade(engine)
+        except (ArgumentError, OperationalError) as exc:
+            raise UserError(f"cannot open the feedback store {url!r}: {exc.args[0]}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def add(self, items: Sequence[FeedbackIn]) -> list[FeedbackRecord]:
+        """Store each judgement once; return the stored rows (earlier ones for repeated keys)."""
+        if not items:
+            return []
+        now = datetime.now(UTC)
+        rows = [{**item.model_dump(), "created_at": now} for item in items]
+        dialect = self.engine.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(Feedback).on_conflict_do_nothing(index_elements=["key"])
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+        by_key = {row.key: row for row in self.records(keys=[item.key for item in items])}
+        return [by_key[item.key] for item in items]
+
+    def records(
+        self,
+        *,
+        keys: Sequence[str] | None = None,
+        sample_ids: Sequence[str] | None = None,
+        head: str | None = None,
+        channel: str | None = None,
+    ) -> list[FeedbackRecord]:
+        """Stored judgements, oldest first, optionally filtered."""
+        query = select(Feedback).order_by(Feedback.id)
+        if keys is not None:
+            query = query.where(Feedback.key.in_(keys))
+        if sample_ids is not None:
+            query = query.where(Feedback.sample_id.in_(sample_ids))
+        if head is not None:
+            query = query.where(Feedback.head == head)
+        if channel is not None:
+            query = query.where(Feedback.channel == channel)
+        with self.engine.connect() as conn:
+            return [FeedbackRecord.model_validate(row) for row in conn.execute(query).mappings()]
+
+    def current(self) -> list[FeedbackRecord]:
+        """The judgement in force per (sample, head): the latest one stored."""
+        latest = (
+            select(func.max(Feedback.id))
+            .group_by(Feedback.sample_id, Feedback.head)
+            .scalar_subquery()
+        )
+        query = select(Feedback).where(Feedback.id.in_(latest)).order_by(Feedback.id)
+        with self.engine.connect() as conn:
+            return [FeedbackRecord.model_validate(row) for row in conn.execute(query).mappings()]
+
+    def export_jsonl(self, path: Path) -> int:
+        """Write the judgements in force, one JSON object per line; return how many."""
+        records = self.current()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(record.model_dump(mode="json"), ensure_ascii=False) + "\n")
+        return len(records)

@@ -1,0 +1,64 @@
+"""Occlusion attribution: the planted word gets the score drop, long texts stay bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.review.attribution import occlusion
+from serving.contract import HEADS
+
+
+class KeywordScorer:
+    """Frustration 0.9 when the text holds `word`, else 0.1; the other heads flat. Counts calls."""
+
+    def __init__(self, word: str) -> None:
+        self.word, self.calls, self.texts = word, 0, 0
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts += len(texts)
+        out = np.full((len(texts), len(HEADS)), 0.5)
+        out[:, 0] = [0.9 if self.word in t.split() else 0.1 for t in texts]
+        return out
+
+
+def test_the_planted_word_carries_the_score() -> None:
+    scorer = KeywordScorer("refund")
+    result = occlusion(scorer, "please  refund my\norder")
+    assert scorer.calls == 1 and scorer.texts == 5
+    assert result.spans == [(0, 6), (8, 14), (15, 17), (18, 23)]
+    assert result.drops["frustration"] == pytest.approx([0, 0.8, 0, 0])
+    assert result.drops["complaint"] == pytest.approx([0, 0, 0, 0])
+    assert result.base["frustration"] == pytest.approx(0.9)
+    assert not result.grouped
+
+
+def test_long_texts_are_occluded_in_bounded_groups() -> None:
+    words = [f"w{i}" for i in range(100)]
+    words[37] = "refund"
+    scorer = KeywordScorer("refund")
+    result = occlusion(scorer, " ".join(words), max_units=10)
+    assert scorer.calls == 1 and scorer.texts == 11
+    assert result.grouped and len(result.spans) == 100
+    drops = np.array(result.drops["frustration"])
+    assert np.flatnonzero(drops > 0.5).tolist() == list(range(30, 40))
+
+
+def test_tiny_model_drops_match_rescoring(tiny_release: Path) -> None:
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(tiny_release, threads=1)
+    text = "my order never arrived and i am angry"
+    result = occlusion(scorer.probabilities, text)
+    assert len(result.spans) == 8
+    assert all(len(result.drops[h]) == 8 for h in HEADS)
+    base = scorer.probabilities([text])[0]
+    without_angry = scorer.probabilities(["my order never arrived and i am "])[0]
+    # int8 activations are quantised with one scale per batch: scored alone, texts move a little
+    for j, head in enumerate(HEADS):
+        assert result.base[head] == pytest.approx(base[j], abs=0.02)
+        assert result.drops[head][7] == pytest.approx(base[j] - without_angry[j], abs=0.03)
