@@ -15,10 +15,11 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#22
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.5em 0;font-size:.88em}
 th,td{border:1px solid #ddd;padding:3px 7px;text-align:right;vertical-align:top}
+td{white-space:nowrap}td.l{white-space:normal}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
 .how{color:#555;font-style:italic;margin:.3em 0 .8em}
-.plots img{margin:4px;border:1px solid #eee}.row{display:flex;gap:2em;flex-wrap:wrap}
-.neg{color:#b00}.pos{color:#060}
+.plots img{margin:4px;border:1px solid #eee;vertical-align:top}
+.row{display:flex;gap:2em;flex-wrap:wrap}
 """
 TOP_ROWS = 30
 
@@ -41,11 +42,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], left: int = 
         text = value if isinstance(value, Raw) else escape(str(value))
         return f"<{tag}{' class=l' if i < left else ''}>{text}</{tag}>"
 
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers)) if any(headers) else ""
     body = "".join(
         "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    header = f"<tr>{head}</tr>" if head else ""
+    return f"<table>{header}{body}</table>"
 
 
 def how(text: str) -> str:
