@@ -38,6 +38,7 @@ EXTRA_FOR = {
     "pyarrow": "train",
     "onnx": "train",
     "matplotlib": "eval",
+    "cleanlab": "eval",
 }
 
 
@@ -47,8 +48,9 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn expected failures into one clear line and exit code 2."""
+def user_errors(extra_hint: str | None = None) -> Iterator[None]:
+    """Turn expected failures into one clear line and exit code 2; `extra_hint` names the
+    extra to suggest for any known missing module (a command that lives in one extra)."""
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -56,6 +58,7 @@ def user_errors() -> Iterator[None]:
         extra = EXTRA_FOR.get(root)
         if extra is None:
             raise
+        extra = extra_hint or extra
         fail(f"this command needs the '{extra}' extra: pip install 'helpdesk-scorer[{extra}]'")
     except UserError as exc:
         fail(str(exc))
@@ -161,6 +164,53 @@ def score(
     if report.rejected:
         typer.echo(f"rejected {report.rejected} rows, listed in {report.errors_path}", err=True)
         raise typer.Exit(3)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        Path | None, typer.Argument(help="Model folder to evaluate (not with --compare).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate.")] = "test",
+    data: Annotated[Path, typer.Option(help="Dataset parquet.")] = Path(
+        "data/processed/dataset.parquet"
+    ),
+    run: Annotated[
+        Path | None, typer.Option(help="Training run with model.fp32.onnx: adds fp32 figures.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder; default reports/<model>-<split>.")
+    ] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="Two report folders written by evaluate: side by side, B - A."),
+    ] = None,
+    policy: Annotated[Path, typer.Option(help="Routing policy TOML.")] = DEFAULT_POLICY,
+    phrases: Annotated[Path, typer.Option(help="Phrase bank TOML.")] = DEFAULT_PHRASES,
+    resamples: Annotated[int, typer.Option(min=0, help="Bootstrap resamples.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap and baseline seed.")] = 0,
+) -> None:
+    """Evaluate a model on a split (metrics.json, report.html, misclassified.jsonl), or
+    compare two reports with --compare A B."""
+    with user_errors("eval"):
+        if compare is not None:
+            from evaluation.compare import compare_reports
+
+            first, second = compare
+            target = out or Path("reports") / f"compare-{first.name}-vs-{second.name}"
+            folder = compare_reports(first, second, target, resamples, seed)
+            typer.echo(f"wrote {folder / 'report.html'}")
+            return
+        if model is None:
+            raise UserError("give a MODEL folder to evaluate, or --compare A B")
+        from evaluation.evaluate import Options
+        from evaluation.evaluate import evaluate as run_evaluation
+
+        target = out or Path("reports") / f"{model.resolve().name}-{split}"
+        folder = run_evaluation(
+            Options(model, data, split, target, run, policy, phrases, resamples, seed)
+        )
+        typer.echo(f"wrote {folder / 'report.html'} and {folder / 'misclassified.jsonl'}")
 
 
 @app.command()
