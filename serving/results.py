@@ -72,15 +72,13 @@ class Decider:
             "legitimacy": (p["legitimacy"] >= thresholds["legitimacy"]) if complaint else None,
         }
         thread = None
+        earlier = 0
         if history:
-            turns = [s.probabilities["frustration"] for s in [*history, scores]]
-            thread = thread_summary(turns, thresholds["frustration"])
+            turns = [s.probabilities["frustration"] for s in history]
+            earlier = thread_summary(turns, thresholds["frustration"])["frustrated_in_a_row"]
+            thread = thread_summary([*turns, p["frustration"]], thresholds["frustration"])
         decision = route(
-            p,
-            self.policy,
-            self.manifest.thresholds,
-            self.manifest.uncertainty_margin,
-            thread["frustrated_in_a_row"] if thread else 0,
+            p, self.policy, self.manifest.thresholds, self.manifest.uncertainty_margin, earlier
         )
         key = message_id if message_id is not None else hashlib.sha256(text.encode()).hexdigest()
         return {

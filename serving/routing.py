@@ -84,39 +84,49 @@ def load_policy(path: Path = DEFAULT_POLICY) -> Policy:
     )
 
 
+def _first_rule(policy: Policy, above: dict[str, bool], earlier_turns: int) -> Rule:
+    """The first rule whose conditions hold; this message's own frustration extends the streak."""
+    turns = earlier_turns + 1 if above["frustration"] else 0
+    for rule in policy.rules:
+        holds = all(above[h] == want for h, want in rule.when.items())
+        if holds and turns >= rule.min_frustrated_turns:
+            return rule
+    raise AssertionError("load_policy guarantees a fallback rule")
+
+
 def route(
     scores: dict[str, float],
     policy: Policy,
     thresholds: dict[str, float],
     margin: float,
-    frustrated_turns: int = 0,
+    earlier_frustrated_turns: int = 0,
 ) -> Route:
     """First matching rule, its reason with the deciding scores, and the heads too close to call.
 
-    Deciding heads are the ones that made earlier rules fail and all heads of the winning rule
-    (every head, for the fallback); any of them within `margin` of its threshold is uncertain.
-    `frustrated_turns` counts the frustrated customer turns in a row ending with this message.
+    A head is uncertain when its score is within `margin` of its threshold and deciding the
+    other way would change the route: a near-threshold legitimacy score on a message that is no
+    complaint changes nothing, so it is not flagged. `earlier_frustrated_turns` counts the
+    frustrated customer turns in a row just before this message (its history).
     """
     cut = policy.cut(thresholds)
     margin = policy.margin(margin)
     above = {h: scores[h] >= cut[h] for h in HEADS}
-    deciding: set[str] = set()
-    for rule in policy.rules:
-        failing = {h for h, want in rule.when.items() if above[h] != want}
-        if failing or frustrated_turns < rule.min_frustrated_turns:
-            deciding |= failing
-            continue
-        heads = set(rule.when) or set(HEADS)
-        deciding |= heads
-        shown = ", ".join(
-            f"{h} {scores[h]:.2f} {'>=' if above[h] else '<'} {cut[h]:.2f}"
-            for h in HEADS
-            if h in heads
-        )
-        if rule.min_frustrated_turns:
-            shown += f", {frustrated_turns} frustrated turns in a row"
-        uncertain: list[str] = [
-            h for h in HEADS if h in deciding and abs(scores[h] - cut[h]) < margin
-        ]
-        return Route(rule.name, rule.priority, f"{rule.reason} ({shown})", uncertain)
-    raise AssertionError("load_policy guarantees a fallback rule")
+    rule = _first_rule(policy, above, earlier_frustrated_turns)
+    heads = set(rule.when) or set(HEADS)
+    shown = ", ".join(
+        f"{h} {scores[h]:.2f} {'>=' if above[h] else '<'} {cut[h]:.2f}" for h in HEADS if h in heads
+    )
+    if rule.min_frustrated_turns:
+        shown += f", {earlier_frustrated_turns + 1} frustrated turns in a row"
+    uncertain = [
+        h
+        for h in HEADS
+        if abs(scores[h] - cut[h]) < margin
+        and _outcome(_first_rule(policy, {**above, h: not above[h]}, earlier_frustrated_turns))
+        != _outcome(rule)
+    ]
+    return Route(rule.name, rule.priority, f"{rule.reason} ({shown})", uncertain)
+
+
+def _outcome(rule: Rule) -> tuple[str, str]:
+    return rule.name, rule.priority

@@ -33,6 +33,9 @@ def scores(f: float, b: float, c: float, lg: float) -> dict[str, float]:
         (scores(0.9, 0.1, 0.9, 0.48), "supervisor_support", "normal", ["legitimacy"]),
         (scores(0.1, 0.53, 0.2, 0.1), "re_engage", "normal", ["boredom"]),
         (scores(0.1, 0.1, 0.47, 0.9), "standard", "normal", ["complaint"]),
+        # near a threshold but the route is the same either way: nothing to look at
+        (scores(0.1, 0.1, 0.1, 0.52), "standard", "normal", []),
+        (scores(0.9, 0.52, 0.9, 0.9), "escalate_senior", "high", []),
     ],
 )
 def test_policy_table(s: dict[str, float], name: str, priority: str, uncertain: list[str]) -> None:
@@ -125,13 +128,21 @@ def test_phrase_bank_must_cover_every_route(tmp_path: Path) -> None:
         load_phrases(path, ("standard", "re_engage"))
 
 
-@pytest.mark.parametrize("turns, name", [(0, "standard"), (2, "standard"), (3, "escalate_senior")])
-def test_sustained_frustration_escalates_sooner(turns: int, name: str) -> None:
-    # frustrated but no complaint: standard for one message, senior after three frustrated turns
-    result = route(scores(0.8, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, frustrated_turns=turns)
+@pytest.mark.parametrize(
+    "earlier, name", [(0, "standard"), (1, "standard"), (2, "escalate_senior")]
+)
+def test_sustained_frustration_escalates_sooner(earlier: int, name: str) -> None:
+    # frustrated but no complaint: standard for one message, senior on the third frustrated turn
+    result = route(scores(0.8, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, earlier)
     assert result.name == name
-    if turns == 3:
+    if earlier == 2:
         assert "3 frustrated turns in a row" in result.reason
+
+
+def test_near_threshold_frustration_is_uncertain_when_it_would_end_a_streak() -> None:
+    result = route(scores(0.52, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, 2)
+    assert (result.name, result.uncertain) == ("escalate_senior", ["frustration"])
+    assert route(scores(0.52, 0.1, 0.1, 0.1), POLICY, CUT, 0.05).uncertain == []
 
 
 @pytest.mark.parametrize(
