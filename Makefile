@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint install-serve install-dev clean
+.PHONY: serve test lint install-serve install-dev clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ lint: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV)
+
+# The benchmark (about 10 minutes): results in reports/bench, docs/benchmarks.md regenerated.
+bench: $(VENV)/.dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m evaluation.bench run --run models/runs/v2 --out reports/bench
