@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint install-serve install-dev clean bench
+.PHONY: serve test lint install-serve install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,7 @@ lint: $(VENV)/.dev
 clean:
 	rm -rf $(VENV)
 
+.PHONY: bench
 # The benchmark (about 10 minutes): results in reports/bench, docs/benchmarks.md regenerated.
 bench: $(VENV)/.dev
 	HF_HUB_OFFLINE=1 $(BIN)/python -m evaluation.bench run --run models/runs/v2 --out reports/bench
