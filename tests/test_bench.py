@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from evaluation.bench.load import Target, run_step
 from evaluation.bench.report import targets
@@ -57,20 +58,29 @@ async def http_server(handler: Handler) -> AsyncIterator[int]:
         yield server.sockets[0].getsockname()[1]
 
 
+def drive(
+    handler: Handler, rate: float, seconds: float, connections: int = 256, timeout: float = 10.0
+) -> dict[str, Any]:
+    """One generator step against a server answering with `handler`."""
+
+    async def main() -> dict[str, Any]:
+        async with http_server(handler) as port:
+            target = Target.parse(f"http://127.0.0.1:{port}/v1/score", (b"{}",))
+            step = await run_step(target, rate, seconds, connections=connections, timeout=timeout)
+            return step.as_dict()
+
+    return asyncio.run(main())
+
+
 def test_generator_counts_statuses_and_reads_both_body_framings() -> None:
     async def handler(n: int) -> tuple[int, bytes, bool]:
         return (503 if n % 4 == 0 else 200), b'{"ok": true}', n % 2 == 0
 
-    async def main() -> dict[str, object]:
-        async with http_server(handler) as port:
-            target = Target.parse(f"http://127.0.0.1:{port}/v1/score", (b"{}",))
-            return (await run_step(target, 200, 0.2)).as_dict()
-
-    step = asyncio.run(main())
+    step = drive(handler, 200, 0.2)
     assert step["sent"] == 40
     assert step["statuses"] == {"200": 30, "503": 10}
     assert step["errors"] == 10
-    assert set(step["latency_ms"]) == {"p50", "p95", "p99", "max"}  # type: ignore[arg-type]
+    assert set(step["latency_ms"]) == {"p50", "p95", "p99", "max"}
 
 
 def test_latency_counts_from_the_scheduled_time_not_the_send() -> None:
@@ -81,15 +91,10 @@ def test_latency_counts_from_the_scheduled_time_not_the_send() -> None:
         await asyncio.sleep(0.05)
         return 200, b"{}", False
 
-    async def main() -> dict[str, object]:
-        async with http_server(handler) as port:
-            target = Target.parse(f"http://127.0.0.1:{port}/x", (b"{}",))
-            return (await run_step(target, 200, 0.1, connections=1)).as_dict()
-
-    step = asyncio.run(main())
-    latency = step["latency_ms"]
-    assert isinstance(latency, dict)
-    assert latency["max"] > 700  # queued behind 19 others (about 1 s, less the 0.1 s schedule)
+    step = drive(handler, 200, 0.1, connections=1)
+    assert (
+        step["latency_ms"]["max"] > 700
+    )  # queued behind 19 others (about 1 s, less the 0.1 s schedule)
     assert step["achieved_rps"] < 25
 
 
@@ -98,12 +103,7 @@ def test_timeout_is_an_error_not_a_latency() -> None:
         await asyncio.sleep(1.0 if n == 1 else 0)
         return 200, b"{}", False
 
-    async def main() -> dict[str, object]:
-        async with http_server(handler) as port:
-            target = Target.parse(f"http://127.0.0.1:{port}/x", (b"{}",))
-            return (await run_step(target, 20, 0.1, timeout=0.3)).as_dict()
-
-    step = asyncio.run(main())
+    step = drive(handler, 20, 0.1, timeout=0.3)
     assert step["statuses"] == {"200": 1, "timeout": 1}
 
 

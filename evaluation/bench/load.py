@@ -84,19 +84,29 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 class _Pool:
     """Keep-alive connections, opened on demand up to `size`; beyond that requests wait (and
-    the wait counts in their latency, as it would for a real client)."""
+    the wait counts in their latency, as it would for a real client). A connection idle for
+    longer than `IDLE_SECONDS` is closed rather than reused: servers close idle keep-alive
+    connections (uvicorn after 5 s), and a request written into one of those would fail for
+    the client's sake, not the server's."""
+
+    IDLE_SECONDS = 2.0
 
     def __init__(self, target: Target, size: int) -> None:
         self.target = target
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.free = asyncio.Semaphore(size)
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.perf_counter() - since < self.IDLE_SECONDS and not reader.at_eof():
+                return reader, writer
+            writer.close()
+        return await asyncio.open_connection(self.target.host, self.target.port)
 
     async def request(self, raw: bytes) -> str:
         async with self.free:
-            if self.idle:
-                reader, writer = self.idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(self.target.host, self.target.port)
+            reader, writer = await self._connection()
             try:
                 writer.write(raw)
                 status, keep = await _read_response(reader)
@@ -104,13 +114,13 @@ class _Pool:
                 writer.close()
                 raise
             if keep:
-                self.idle.append((reader, writer))
+                self.idle.append((reader, writer, time.perf_counter()))
             else:
                 writer.close()
             return status
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 

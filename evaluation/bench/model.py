@@ -70,11 +70,13 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def timed(call: Callable[[], object], repeats: int) -> list[float]:
+def timed(call: Callable[[], object], repeats: int, budget: float = 10.0) -> list[float]:
+    """`repeats` timings after 3 warm-up calls, fewer (at least 5) once `budget` seconds are
+    spent: slow rows (torch at batch 32) would otherwise dominate the run."""
     for _ in range(3):
         call()
-    seconds = []
-    for _ in range(repeats):
+    seconds: list[float] = []
+    while len(seconds) < repeats and (len(seconds) < 5 or sum(seconds) < budget):
         started = time.perf_counter()
         call()
         seconds.append(time.perf_counter() - started)

@@ -9,6 +9,32 @@ from typing import Any
 
 __all__ = ["plot", "render", "targets"]
 
+METHOD = """## Method
+
+- **Load generator** (`evaluation/bench/load.py`): open loop. Each request has a scheduled send
+  time (constant arrivals at the offered rate) and its latency runs from that time to the last
+  byte of the answer, so a server that falls behind shows it in the tail (no coordinated
+  omission). Raw asyncio streams with keep-alive connections (up to 256 open), a 10 s timeout,
+  and every status (or timeout, or connection error) counted. It runs in its own process; its
+  own floor is measured against the no-op `/healthz` route below.
+- **Ladder**: each rate runs a short warm-up, then the measured seconds; a ladder stops after a
+  step with errors or p99 over 1 s. "Best rate" is the highest offered rate with p99 < 50 ms
+  and zero errors. Requests carry one message of about 64 tokens (varied helpdesk sentences),
+  then a second ladder mixes 8 to 128 tokens. The served model truncates at its `max_length`
+  (64), so 128-token messages cost what 64-token ones do.
+- **Ours**: `helpdesk-scorer serve` on the released int8 model, default settings except
+  `HELPDESK_THREADS`; the timing split (queue wait per request; tokenize and inference per
+  batch; mean batch size) is the difference of two `/metrics` snapshots around the step.
+- **Pipeline baseline** (`evaluation/bench/pipeline_server.py`): what a user would otherwise
+  write: FastAPI + a transformers `feature-extraction` pipeline on the same fine-tuned weights
+  (fp32 torch, mean pooling and the run's head and temperatures: its scores match the fp32
+  ONNX export to 1e-6), a sync endpoint, default uvicorn, one worker, the same thread count.
+- **Memory**: VmRSS of the server process at idle, its peak sampled every 0.25 s under each
+  step, and over the soak; server CPU ms per request is user+system time of the server process
+  over the step divided by the requests sent.
+- Profiling notes and what was tried: [benchmark-profiling.md](benchmark-profiling.md).
+"""
+
 Result = dict[str, Any]
 
 
@@ -212,6 +238,10 @@ def _server_table(name: str, steps: Sequence[Result]) -> list[str]:
     return lines
 
 
+def _loads(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) or "-"
+
+
 def render(results: Result, docs: Path) -> None:
     """Write `docs` (markdown) and the plot beside it (same name, .png)."""
     docs.parent.mkdir(parents=True, exist_ok=True)
@@ -232,11 +262,25 @@ def render(results: Result, docs: Path) -> None:
         ),
         f"- Command: `{results['command']}`",
         f"- Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; {versions}",
-        f"- Load average (1, 5, 15 min) before: {m['load_average_before']}, after: "
-        f"{m.get('load_average_after')}. Anything well above 0 means other work shared the cores.",
+        f"- Load average (1, 5, 15 min) before: {_loads(m['load_average_before'])}, after: "
+        f"{_loads(m.get('load_average_after', []))}. Anything well above 0 means other work "
+        "shared the cores.",
+        *(
+            [
+                "",
+                f"**The 1-minute load average was {busiest:.1f} on {m['cpus']} CPUs: other work "
+                "shared the cores, so latencies and rates here understate the server; rerun on "
+                "an idle machine before quoting them.** Server CPU ms per request and memory "
+                "are the figures least moved by that.",
+            ]
+            if (busiest := max(m["load_average_before"][0], m.get("load_average_after", [0])[0]))
+            > 0.5 * m["cpus"]
+            else []
+        ),
         "",
         f"![latency and throughput]({image.name})",
         "",
+        METHOD,
         "## Targets",
         "",
         "| target | measured | met |",

@@ -39,6 +39,8 @@ from serving.contract import TOKENIZER_FILE
 
 __all__ = ["Plan", "main"]
 
+DOCS = Path("docs/benchmarks.md")
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -141,11 +143,12 @@ def _sweep(
 def run(args: argparse.Namespace) -> dict[str, object]:
     plan = Plan.smoke() if args.smoke else Plan(seconds=args.seconds, soak_seconds=args.soak)
     started = time.monotonic()
+    host = machine()
     results: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python -m evaluation.bench " + shlex.join(sys.argv[1:]),
         "smoke": args.smoke,
-        "machine": machine(),
+        "machine": host,
         "plan": plan.__dict__,
     }
     run_dir = args.run if args.run is not None and args.run.is_dir() else None
@@ -169,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     with serve("ours", *_ours(args.release, args.threads, args.server_env)) as server:
         results["soak"] = soak(server, plan.soak_seconds, plan.soak_rate)
     results["duration_s"] = round(time.monotonic() - started, 1)
-    results["machine"]["load_average_after"] = list(os.getloadavg())  # type: ignore[index]
+    host["load_average_after"] = list(os.getloadavg())
     return results
 
 
@@ -186,7 +189,9 @@ def main() -> None:
         "fp32 ONNX and the pipeline server (skipped when the folder is missing)",
     )
     go.add_argument("--out", type=Path, default=Path("reports/bench"))
-    go.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    go.add_argument(
+        "--docs", type=Path, default=None, help="default: docs/benchmarks.md (smoke: in --out)"
+    )
     go.add_argument("--threads", type=int, default=2, help="inference threads of each server")
     go.add_argument("--seconds", type=float, default=10.0, help="measured seconds per step")
     go.add_argument("--soak", type=float, default=120.0, help="soak seconds")
@@ -200,7 +205,7 @@ def main() -> None:
     go.add_argument("--smoke", action="store_true", help="a few seconds; checks the plumbing")
     again = commands.add_parser("report", help="re-render the docs from a results file")
     again.add_argument("results", type=Path)
-    again.add_argument("--docs", type=Path, default=Path("docs/benchmarks.md"))
+    again.add_argument("--docs", type=Path, default=DOCS)
     args = parser.parse_args()
     if args.command == "report":
         render(json.loads(args.results.read_text()), args.docs)
@@ -209,8 +214,9 @@ def main() -> None:
         parser.error(f"release folder {args.release} does not exist")
     if any("=" not in e for e in args.server_env):
         parser.error("--server-env takes HELPDESK_X=VALUE")
+    docs = args.docs or (args.out / "benchmarks.md" if args.smoke else DOCS)
     results = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    render(results, args.docs)
-    print(f"wrote {args.out / 'results.json'}, {args.docs} and its plot", file=sys.stderr)
+    render(results, docs)
+    print(f"wrote {args.out / 'results.json'}, {docs} and its plot", file=sys.stderr)
