@@ -238,6 +238,28 @@ def _server_table(name: str, steps: Sequence[Result]) -> list[str]:
     return lines
 
 
+def _cpu_comparison(servers: dict[str, Result]) -> list[str]:
+    """Server CPU per request at the highest rate both servers ran without errors: the figure
+    that other load on the machine moves least."""
+    if not {"ours", "pipeline"} <= set(servers):
+        return []
+    clean = [
+        {s["offered_rps"]: s for s in servers[n]["steps"] if not s["errors"]}
+        for n in ("ours", "pipeline")
+    ]
+    common = sorted(set(clean[0]) & set(clean[1]))
+    if not common:
+        return []
+    rate = common[-1]
+    ours, baseline = (c[rate].get("server_cpu_ms_per_request") for c in clean)
+    if not ours or not baseline:
+        return []
+    return [
+        f"Server CPU per request at {rate:g} req/s (64 tokens, both error-free): ours {ours} ms, "
+        f"pipeline {baseline} ms, {baseline / ours:.1f}x less for ours."
+    ]
+
+
 def _loads(values: Sequence[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values) or "-"
 
@@ -314,7 +336,7 @@ def render(results: Result, docs: Path) -> None:
             f"p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms, "
             f"max send lag {s['max_send_lag_ms']} ms"
         )
-    out += ["", "## Servers", ""]
+    out += ["", "## Servers", "", *_cpu_comparison(results.get("servers", {})), ""]
     for name, server in results.get("servers", {}).items():
         out += [
             f"### {name}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import shlex
@@ -164,7 +165,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             asyncio.run(run_step(health, rate, plan.seconds)).as_dict() for rate in plan.floor_rates
         ]
         servers["ours"] = _sweep(server, plan, plan.ours_rates, tokenizer)
-    if run_dir is not None:
+    has_torch = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
+    if run_dir is None or not has_torch:
+        print(
+            "pipeline server and torch rows skipped: they need a training run folder (--run) "
+            "and pip install 'helpdesk-scorer[train]'",
+            file=sys.stderr,
+        )
+    else:
         with serve("pipeline", *_pipeline(run_dir, args.threads)) as server:
             servers["pipeline"] = _sweep(server, plan, plan.pipeline_rates, tokenizer)
     results["servers"] = servers
