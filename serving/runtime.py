@@ -39,7 +39,7 @@ def load_model_state(
     folder: Path, settings: Settings, policy: Policy, phrases: PhraseBank
 ) -> ModelState:
     """Verify checksums, load, warm up, and check the golden scores; raise ModelError if not."""
-    scorer = Scorer.load(folder, settings.threads)
+    scorer = Scorer.load(folder, settings.threads, settings.spin)
     scorer.score(["warm-up", "a slightly longer warm-up message to size the buffers"])
     mismatches = scorer.golden_mismatches()
     if mismatches:

@@ -143,12 +143,18 @@ class Scorer:
         self.tokenizer = tokenizer
 
     @classmethod
-    def load(cls, folder: Path, threads: int = 0) -> Scorer:
-        """Verify and load `folder`; threads=0 lets onnxruntime use the CPUs this process may."""
+    def load(cls, folder: Path, threads: int = 0, spin: bool = True) -> Scorer:
+        """Verify and load `folder`; threads=0 lets onnxruntime use the CPUs this process may.
+
+        spin=False stops onnxruntime's threads from busy-waiting for work between runs: in a
+        server they would take the cores the event loop needs to parse the next requests.
+        """
         manifest = verify_folder(folder)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]

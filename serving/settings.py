@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = Field(default_factory=_cpu_quota, ge=1, description="onnxruntime threads")
+    spin: bool = Field(False, description="onnxruntime threads busy-wait between batches")
     max_batch_size: int = Field(64, ge=1, le=1024, description="texts per ONNX batch")
     max_batch_wait_ms: float = Field(2.0, ge=0, description="wait for more requests to batch")
     max_messages: int = Field(64, ge=1, description="messages per request (413 above)")

@@ -21,6 +21,8 @@ from tokenizers import Tokenizer
 
 from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
 
+__all__ = ["flops_per_message", "inputs", "measure"]
+
 LENGTHS = (16, 64, 128)
 BATCHES = (1, 32)
 WORDS = [
@@ -68,11 +70,13 @@ def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def timed(call: Callable[[], object], repeats: int) -> list[float]:
+def timed(call: Callable[[], object], repeats: int, budget: float = 10.0) -> list[float]:
+    """`repeats` timings after 3 warm-up calls, fewer (at least 5) once `budget` seconds are
+    spent: slow rows (torch at batch 32) would otherwise dominate the run."""
     for _ in range(3):
         call()
-    seconds = []
-    for _ in range(repeats):
+    seconds: list[float] = []
+    while len(seconds) < repeats and (len(seconds) < 5 or sum(seconds) < budget):
         started = time.perf_counter()
         call()
         seconds.append(time.perf_counter() - started)
@@ -110,35 +114,36 @@ def torch_runner(run: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], 
     return call
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--release", type=Path, default=Path("models/release"))
-    parser.add_argument("--run", type=Path, default=None, help="run folder: torch and fp32 rows")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--out", type=Path, default=Path("reports/bench_model.json"))
-    args = parser.parse_args()
-    tokenizer = Tokenizer.from_file(str(args.release / TOKENIZER_FILE))
+def measure(
+    release: Path,
+    run: Path | None,
+    threads: int = 2,
+    repeats: int = 50,
+    lengths: tuple[int, ...] = LENGTHS,
+    batches: tuple[int, ...] = BATCHES,
+) -> dict[str, object]:
+    """Time every backend found at every batch size and length; print a table as it goes."""
+    tokenizer = Tokenizer.from_file(str(release / TOKENIZER_FILE))
     runners: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {}
-    if args.run is not None:
-        torch_call = torch_runner(args.run, args.threads)
+    if run is not None:
+        torch_call = torch_runner(run, threads)
         if torch_call is not None:
             runners["torch fp32 eager"] = torch_call
-        if (args.run / "model.fp32.onnx").is_file():
-            runners["onnx fp32"] = onnx_runner(args.run / "model.fp32.onnx", args.threads)
-    runners["onnx int8"] = onnx_runner(args.release / MODEL_FILE, args.threads)
+        if (run / "model.fp32.onnx").is_file():
+            runners["onnx fp32"] = onnx_runner(run / "model.fp32.onnx", threads)
+    runners["onnx int8"] = onnx_runner(release / MODEL_FILE, threads)
     peak = matmul_peak_gflops()
     rows = []
-    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {args.threads} threads")
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s on {threads} threads")
     print(
         f"{'model':18} {'batch':>5} {'tokens':>6} {'p50 ms':>8} {'p99 ms':>8} {'msg/s':>8} "
         f"{'floor ms':>8}"
     )
     for name, call in runners.items():
-        for batch in BATCHES:
-            for tokens in LENGTHS:
+        for batch in batches:
+            for tokens in lengths:
                 ids, mask = inputs(tokenizer, tokens, batch)
-                seconds = timed(lambda: call(ids, mask), args.repeats)  # noqa: B023
+                seconds = timed(lambda: call(ids, mask), repeats)  # noqa: B023
                 p50, p99 = np.percentile(seconds, 50), np.percentile(seconds, 99)
                 floor = flops_per_message(tokens) * batch / (peak * 1e9)
                 row = {
@@ -153,10 +158,23 @@ def main() -> None:
                 rows.append(row)
                 print(
                     f"{name:18} {batch:>5} {tokens:>6} {row['p50_ms']:>8} {row['p99_ms']:>8} "
-                    f"{row['messages_per_s']:>8} {row['floor_ms']:>8}"
+                    f"{row['messages_per_s']:>8} {row['floor_ms']:>8}",
+                    flush=True,
                 )
+    return {"peak_gflops": round(peak, 1), "threads": threads, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--release", type=Path, default=Path("models/release"))
+    parser.add_argument("--run", type=Path, default=None, help="run folder: torch and fp32 rows")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=Path("reports/bench_model.json"))
+    args = parser.parse_args()
+    result = measure(args.release, args.run, args.threads, args.repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"peak_gflops": peak, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

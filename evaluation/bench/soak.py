@@ -1,7 +1,8 @@
-"""Soak: serve the released model, send varied-length requests at a fixed rate for a while,
-and report resident memory and open file descriptors of the server before and after.
+"""Soak: serve the released model, send varied requests (1 to 16 messages of 1 to 400 words, 0
+to 2 history turns) at a fixed rate for a while, and report the server's resident memory and
+open file descriptors over time: growth means a leak.
 
-    python -m evaluation.bench.soak --seconds 180 --rate 40
+    python -m evaluation.bench.soak --seconds 180 --rate 15
 
 A benchmark, not a test: it prints numbers and asserts nothing. Loopback only, bounded in
 time and request count.
@@ -14,13 +15,13 @@ import asyncio
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from evaluation.bench.load import Target, run_step
+from evaluation.bench.server import Server, free_port, rss_mb, serve
+
+__all__ = ["soak", "varied_bodies"]
 
 WORDS = [
     "order",
@@ -51,21 +52,8 @@ WORDS = [
 ]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def message(rng: random.Random) -> dict[str, object]:
@@ -75,81 +63,55 @@ def message(rng: random.Random) -> dict[str, object]:
     return {"text": text, "history": history}
 
 
-async def drive(url: str, seconds: float, rate: float, seed: int) -> dict[str, int]:
-    """Open loop: one request every 1/rate seconds, whatever the answers do."""
+def varied_bodies(count: int = 500, seed: int = 0) -> tuple[bytes, ...]:
     rng = random.Random(seed)
-    statuses: dict[str, int] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    return tuple(
+        json.dumps({"messages": [message(rng) for _ in range(rng.choice([1, 1, 4, 16]))]}).encode()
+        for _ in range(count)
+    )
 
-        async def one(body: dict[str, object]) -> None:
-            try:
-                status = str((await client.post("/v1/score", json=body)).status_code)
-            except httpx.TransportError as exc:
-                status = type(exc).__name__
-            statuses[status] = statuses.get(status, 0) + 1
 
-        tasks = []
-        start = time.perf_counter()
-        for i in range(int(seconds * rate)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            body: dict[str, object] = {
-                "messages": [message(rng) for _ in range(rng.choice([1, 1, 4, 16]))]
-            }
-            tasks.append(asyncio.create_task(one(body)))
-        await asyncio.gather(*tasks)
-    return statuses
+async def _soak(server: Server, seconds: float, rate: float) -> dict[str, object]:
+    target = Target.parse(f"{server.url}/v1/score", varied_bodies())
+    await run_step(target, rate, min(5.0, seconds), seed=1)  # warm-up: buffers reach size
+    before = {"rss_mb": round(rss_mb(server.pid), 1), "open_fds": open_fds(server.pid)}
+    task = asyncio.create_task(run_step(target, rate, seconds))
+    samples = []
+    while not task.done():
+        samples.append(round(rss_mb(server.pid), 1))
+        await asyncio.sleep(1.0)
+    step = task.result()
+    after = {"rss_mb": round(rss_mb(server.pid), 1), "open_fds": open_fds(server.pid)}
+    return {
+        "seconds": seconds,
+        "rate_per_second": rate,
+        "statuses": step.statuses,
+        "latency_ms": step.latency_ms,
+        "before": before,
+        "after": after,
+        "rss_peak_mb": max(samples, default=after["rss_mb"]),
+        "rss_samples_mb": samples,
+        "rss_growth_mb": round(after["rss_mb"] - before["rss_mb"], 1),
+        "fd_growth": after["open_fds"] - before["open_fds"],
+    }
+
+
+def soak(server: Server, seconds: float, rate: float) -> dict[str, object]:
+    """Drive a running server for `seconds` at `rate` varied requests/s and report memory."""
+    return asyncio.run(_soak(server, seconds, rate))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/release"))
     parser.add_argument("--seconds", type=float, default=180.0)
-    parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=15.0, help="requests per second")
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "serving.cli",
-            "serve",
-            "--model",
-            str(args.model),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        warm = asyncio.run(drive(url, 5, args.rate, args.seed + 1))
-        before = {"rss_mb": rss_mb(server.pid), "open_fds": open_fds(server.pid)}
-        statuses = asyncio.run(drive(url, args.seconds, args.rate, args.seed))
-        after = {"rss_mb": rss_mb(server.pid), "open_fds": open_fds(server.pid)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    report = {
-        "seconds": args.seconds,
-        "rate_per_second": args.rate,
-        "warm_up_statuses": warm,
-        "statuses": statuses,
-        "before": before,
-        "after": after,
-        "rss_growth_mb": round(after["rss_mb"] - before["rss_mb"], 1),
-        "fd_growth": after["open_fds"] - before["open_fds"],
-    }
-    print(json.dumps(report, indent=2))
+    command = [sys.executable, "-m", "serving.cli", "serve", "--model", str(args.model)]
+    with serve("ours", [*command, "--port", str(port)], port, {}) as server:
+        report = soak(server, args.seconds, args.rate)
+    print(json.dumps({k: v for k, v in report.items() if k != "rss_samples_mb"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,254 @@
+"""Server-level benchmark: start a server as a subprocess, drive it with the open-loop generator
+up a ladder of fixed rates, and record latency, errors, resident memory and (for ours) the
+server-side timing split read from /metrics.
+
+The ladder stops after a step with errors or a p99 over one second: past that point the server
+is only queueing, and further steps would measure the backlog, not the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from tokenizers import Tokenizer
+
+from evaluation.bench.load import Step, Target, run_step
+
+__all__ = [
+    "Server",
+    "best_rate",
+    "bodies",
+    "cpu_seconds",
+    "free_port",
+    "ladder",
+    "rss_mb",
+    "serve",
+]
+
+SENTENCES = [
+    "I ordered a blue jacket three weeks ago and it still has not arrived.",
+    "The tracking page has said out for delivery since Monday.",
+    "You charged my card twice for the same subscription this month.",
+    "Can you tell me how to change the email address on my account?",
+    "This is the third time I am writing about the same broken blender.",
+    "ok thanks",
+    "The screen cracked on the first day and the replacement is scratched too.",
+    "Nobody from your team has called me back even though I was promised a call.",
+    "I would like a refund for the missing item, order 48213.",
+    "whatever, just cancel it",
+    "My password reset link expires before the email even reaches me.",
+    "Honestly I am tired of explaining this again to a new person every time.",
+    "Is there a discount for annual plans or only for monthly ones?",
+    "The app logs me out every few minutes and I lose what I typed.",
+    "I have been a customer for ten years and this is how you treat me?",
+    "Fine. Do what you want.",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bodies(
+    tokenizer: Tokenizer, lengths: Sequence[int], count: int = 200, seed: int = 0
+) -> tuple[bytes, ...]:
+    """Single-message request bodies whose text is about one of `lengths` tokens long, built
+    from varied helpdesk sentences (cut at a word boundary once the token count is reached)."""
+    tokenizer.no_truncation()
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        target = lengths[i % len(lengths)]
+        words: list[str] = []
+        while len(tokenizer.encode(" ".join(words)).ids) < target:
+            words.extend(rng.choice(SENTENCES).split())
+            while len(words) > 1 and len(tokenizer.encode(" ".join(words)).ids) > target:
+                words.pop()
+            if len(tokenizer.encode(" ".join(words)).ids) >= target - 1:
+                break
+        out.append(json.dumps({"messages": [{"text": " ".join(words)}]}).encode())
+    return tuple(out)
+
+
+@dataclass
+class Server:
+    """A running server process and its base URL."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def metrics(self) -> dict[str, float]:
+        """Sums and counts of our server's stage, batch and request histograms (empty for
+        servers without /metrics)."""
+        try:
+            response = httpx.get(f"{self.url}/metrics", timeout=5)
+        except httpx.HTTPError:
+            return {}
+        if response.status_code != 200:
+            return {}
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                if sample.name.endswith(("_sum", "_count")):
+                    label = sample.labels.get("stage") or sample.labels.get("route") or ""
+                    values[f"{sample.name}{{{label}}}"] = sample.value
+        return values
+
+
+def timing_split(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per request (queue) and per batch (tokenize, inference) over a step,
+    with the mean batch size, from the difference of two /metrics snapshots."""
+
+    def mean(prefix: str, label: str) -> float | None:
+        count = after.get(f"{prefix}_count{{{label}}}", 0) - before.get(
+            f"{prefix}_count{{{label}}}", 0
+        )
+        total = after.get(f"{prefix}_sum{{{label}}}", 0) - before.get(f"{prefix}_sum{{{label}}}", 0)
+        return total / count if count else None
+
+    split: dict[str, float] = {}
+    for stage in ("queue", "tokenize", "inference"):
+        value = mean("helpdesk_stage_seconds", stage)
+        if value is not None:
+            split[f"{stage}_ms"] = round(value * 1000, 2)
+    request = mean("helpdesk_request_seconds", "/v1/score")
+    if request is not None:
+        split["in_server_ms"] = round(request * 1000, 2)
+    batch = mean("helpdesk_batch_texts", "")
+    if batch is not None:
+        split["mean_batch"] = round(batch, 2)
+    return split
+
+
+@contextmanager
+def serve(name: str, command: list[str], port: int, env: dict[str, str]) -> Iterator[Server]:
+    """Start `command` (which must listen on `port` and answer /readyz), yield it, stop it."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+    server = Server(name, process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} server did not start ({' '.join(command)})")
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def _sampled(server: Server, step: asyncio.Task[Step]) -> float:
+    """Peak resident memory of the server while `step` runs."""
+    peak = rss_mb(server.pid)
+    while not step.done():
+        await asyncio.sleep(0.25)
+        peak = max(peak, rss_mb(server.pid))
+    return peak
+
+
+async def _step(
+    server: Server, payloads: tuple[bytes, ...], rate: float, seconds: float, warm: float
+) -> dict[str, object]:
+    target = Target.parse(f"{server.url}/v1/score", payloads)
+    if warm > 0:
+        await run_step(target, rate, warm, seed=1)
+    before, cpu = server.metrics(), cpu_seconds(server.pid)
+    task = asyncio.create_task(run_step(target, rate, seconds))
+    peak = await _sampled(server, task)
+    step = task.result()
+    cpu_ms = (cpu_seconds(server.pid) - cpu) * 1000 / max(1, step.sent)
+    return {
+        **step.as_dict(),
+        "rss_peak_mb": round(peak, 1),
+        "server_cpu_ms_per_request": round(cpu_ms, 2),
+        **timing_split(before, server.metrics()),
+    }
+
+
+def ladder(
+    server: Server,
+    payloads: tuple[bytes, ...],
+    rates: Sequence[float],
+    seconds: float,
+    warm: float,
+    progress: bool = True,
+) -> list[dict[str, object]]:
+    """Run each rate in turn; stop after a step with errors or p99 > 1 s."""
+    steps = []
+    for rate in rates:
+        step = asyncio.run(_step(server, payloads, rate, seconds, warm))
+        steps.append(step)
+        if progress:
+            print(
+                f"  {server.name:9} {rate:>6.0f}/s -> {step['achieved_rps']:>6}/s "
+                f"p50 {_latency(step, 'p50')} p99 {_latency(step, 'p99')} ms, "
+                f"errors {step['errors']}, rss {step['rss_peak_mb']} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        if step["errors"] or _latency(step, "p99") > 1000:
+            break
+    return steps
+
+
+def _latency(step: dict[str, object], key: str) -> float:
+    latency = step["latency_ms"]
+    assert isinstance(latency, dict)
+    return float(latency.get(key, float("inf")))
+
+
+def best_rate(steps: Sequence[dict[str, object]], p99_ms: float = 50.0) -> float | None:
+    """The highest offered rate with zero errors and p99 under `p99_ms`."""
+    ok = [
+        float(str(s["offered_rps"]))
+        for s in steps
+        if not s["errors"] and _latency(s, "p99") < p99_ms
+    ]
+    return max(ok) if ok else None
