@@ -15,10 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
-    StrictInt,
     StrictStr,
     field_validator,
 )
@@ -41,12 +41,20 @@ router = APIRouter(tags=["feedback"])
 OptionalText = Annotated[StrictStr, Field(max_length=2_000)] | None
 
 
-def _no_nul(value: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL characters (JSON parsing already refuses lone
-    surrogates): refuse them as input rather than fail in the database."""
-    if value is not None and "\x00" in value:
-        raise ValueError("NUL characters are not allowed")
+def _number(value: object) -> object:
+    """JSON Schema's integer includes 1.0, so 1.0 is accepted; true and "1" are not."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be 0, 1 or null")
     return value
+
+
+Label = Annotated[int, Field(ge=0, le=1), BeforeValidator(_number)]
+
+
+def _without_nul(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters, which JSON allows (the schema too): store
+    U+FFFD in their place, on every backend alike."""
+    return None if value is None else value.replace("\x00", "\ufffd")
 
 
 class Judgement(BaseModel):
@@ -58,7 +66,7 @@ class Judgement(BaseModel):
         min_length=1, max_length=200, description="Your id of the message (e.g. ticket id)."
     )
     head: StrictStr = Field(json_schema_extra={"enum": list(HEADS)})
-    label: Annotated[StrictInt, Field(ge=0, le=1)] | None = Field(
+    label: Label | None = Field(
         description="The right label: 1 yes, 0 no, null the head does not apply (legitimacy "
         "of a non-complaint)."
     )
@@ -89,12 +97,12 @@ class Judgement(BaseModel):
         problem = text_error(value)
         if problem:
             raise ValueError(problem)
-        return _no_nul(value) or value
+        return _without_nul(value) or value
 
     @field_validator("sample_id", "key", "comment")
     @classmethod
     def storable(cls, value: str | None) -> str | None:
-        return _no_nul(value)
+        return _without_nul(value)
 
 
 class FeedbackRequest(BaseModel):
