@@ -28,6 +28,7 @@ from serving.contract import HEADS
 from serving.deps import FeedbackCaller, RuntimeDep
 from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
+from serving.feedback.schemas import check_head
 from serving.feedback.store import safe_url
 from serving.http import ApiError, error_responses
 from serving.observability import log
@@ -87,9 +88,7 @@ class Judgement(BaseModel):
     @field_validator("head")
     @classmethod
     def known_head(cls, value: str) -> str:
-        if value not in HEADS:
-            raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
-        return value
+        return check_head(value)
 
     @field_validator("text")
     @classmethod
