@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from serving.batcher import MicroBatcher
 from serving.http import Guard, install_error_handlers
 from serving.observability import log
-from serving.routes import admin, health, info, metrics, score
+from serving.routes import admin, feedback, health, info, metrics, score
 from serving.runtime import ModelState, Runtime, load_model_state, load_rules
 from serving.settings import Settings
 
@@ -35,6 +35,10 @@ def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
         message["text"]["maxLength"] = settings.max_chars
         message["history"]["maxItems"] = settings.max_history
         message["history"]["items"]["maxLength"] = settings.max_chars
+        components["FeedbackRequest"]["properties"]["judgements"]["maxItems"] = (
+            settings.max_judgements
+        )
+        components["Judgement"]["properties"]["text"]["maxLength"] = settings.max_chars
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     validated here, so a broken file fails at start-up, not as a 500 later."""
     settings = settings or Settings()
     runtime = Runtime(settings, *load_rules(settings))
+    store = feedback.FeedbackService(settings.feedback_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_model_state, settings.model_dir, settings, runtime.policy, runtime.phrases
         )
         runtime.swap(state)
+        await asyncio.to_thread(store.open)
         batcher: MicroBatcher[ModelState] = MicroBatcher(
             runtime.current,
             settings.max_batch_size,
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             runtime.draining = True
             await batcher.stop()
+            store.close()
             log("stopped")
 
     app = FastAPI(
@@ -75,8 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.feedback = store
     app.openapi = lambda: openapi_with_limits(app, settings)  # type: ignore[method-assign]
-    for module in (score, info, health, metrics, admin):
+    for module in (score, info, health, metrics, admin, feedback):
         app.include_router(module.router)
     install_error_handlers(app, settings.max_body_bytes)
     app.add_middleware(Guard, runtime=runtime)

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 
 from serving.errors import UserError
+from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
 from serving.routing import DEFAULT_POLICY
 
@@ -79,6 +80,12 @@ def prepare(
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("data/processed"),
     seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 13,
+    corrections: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Feedback export (JSONL) to merge: corrections override labels (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Build the multi-task dataset (parquet) and its dataset card from the sources + gold set."""
     with user_errors():
@@ -91,9 +98,16 @@ def prepare(
 
         from training.card import lf_summary_lines
 
-        folder = run(PrepareConfig(mirror=mirror, out=out, seed=seed))
+        config = PrepareConfig(mirror=mirror, out=out, seed=seed, corrections=corrections or [])
+        folder = run(config)
         stats = json.loads((folder / "stats.json").read_text())
         typer.echo("\n".join(lf_summary_lines(stats)))
+        merged = stats["corrections"]
+        if corrections:
+            typer.echo(
+                f"corrections: {merged['by_id'] + merged['by_text']} applied, "
+                f"{merged['new_rows']} new rows, {merged['skipped']} skipped"
+            )
         typer.echo(f"wrote {folder / 'dataset.parquet'} and {folder / 'DATASET_CARD.md'}")
 
 
@@ -303,6 +317,45 @@ def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) 
     from serving.auth import hash_key as digest
 
     typer.echo(digest(key))
+
+
+feedback_app = typer.Typer(
+    no_args_is_help=True, help="The feedback store: export corrections, upgrade its schema."
+)
+app.add_typer(feedback_app, name="feedback")
+StoreUrl = Annotated[
+    str,
+    typer.Option(
+        envvar="HELPDESK_FEEDBACK_URL",
+        help="SQLAlchemy URL: sqlite:///feedback.db or postgresql+psycopg://user:pw@host/db.",
+    ),
+]
+
+
+@feedback_app.command("export")
+def feedback_export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Corrections JSONL.")],
+    url: StoreUrl = DEFAULT_FEEDBACK_URL,
+) -> None:
+    """Write the judgements in force (latest per sample and head) for `prepare --corrections`."""
+    with user_errors():
+        from serving.feedback import FeedbackStore
+
+        store = FeedbackStore.open(url)
+        count = store.export_jsonl(output)
+        store.close()
+    typer.echo(f"exported {count} judgements into {output}")
+
+
+@feedback_app.command("migrate")
+def feedback_migrate(url: StoreUrl = DEFAULT_FEEDBACK_URL) -> None:
+    """Create or upgrade the store's schema to the latest migration (servers also do it)."""
+    with user_errors():
+        from serving.feedback import FeedbackStore
+        from serving.feedback.store import safe_url
+
+        FeedbackStore.open(url).close()
+    typer.echo(f"feedback store {safe_url(url)} is at the latest schema")
 
 
 if __name__ == "__main__":

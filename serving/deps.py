@@ -12,7 +12,7 @@ from serving.http import ApiError
 from serving.runtime import Runtime
 from serving.settings import ApiKey
 
-__all__ = ["AdminCaller", "RuntimeDep", "ScoreCaller"]
+__all__ = ["AdminCaller", "FeedbackCaller", "RuntimeDep", "ScoreCaller"]
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -23,7 +23,9 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def _caller(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
+def _caller(scope: str, *also: str) -> Callable[..., Awaitable[ApiKey | None]]:
+    """A dependency admitting keys with `scope` or any of `also`."""
+
     async def check(
         request: Request,
         runtime: RuntimeDep,
@@ -41,7 +43,7 @@ def _caller(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
             raise ApiError(
                 401, "missing or unknown API key", headers={"WWW-Authenticate": "Bearer"}
             )
-        if scope not in key.scopes:
+        if not {scope, *also} & set(key.scopes):
             raise ApiError(403, f"this API key lacks the '{scope}' scope")
         request.scope.setdefault("state", {}).setdefault("log_fields", {})["caller"] = key.name
         return key
@@ -51,3 +53,5 @@ def _caller(scope: str) -> Callable[..., Awaitable[ApiKey | None]]:
 
 ScoreCaller = Annotated[ApiKey | None, Depends(_caller("score"))]
 AdminCaller = Annotated[ApiKey | None, Depends(_caller("admin"))]
+#: Agents' tools may hold a feedback-only key; a key that may score may also flag a score.
+FeedbackCaller = Annotated[ApiKey | None, Depends(_caller("feedback", "score"))]

@@ -44,12 +44,13 @@ ERROR_DESCRIPTIONS = {
     400: "The body is not parseable JSON (malformed, invalid UTF-8, nested too deep)",
     401: "Missing or unknown API key",
     403: "The API key lacks the scope",
+    404: "Turned off on this server",
     409: "The model folder was refused (missing, changed or unexpected files, failed golden "
     "check); the current model keeps serving",
-    413: "Body, message count, history or text length over the limit",
+    413: "Body, message/judgement count, history or text length over the limit",
     422: "Invalid input: empty or non-string text, wrong types, unknown fields",
     429: "Too many requests in flight (see Retry-After)",
-    503: "No model loaded yet, or shutting down",
+    503: "No model loaded yet, shutting down, or the feedback store is unavailable",
 }
 
 

@@ -91,6 +91,12 @@ class Metrics:
             "helpdesk_in_flight", "Score requests being served", registry=self.registry
         )
         self.model = Info("helpdesk_model", "The model being served", registry=self.registry)
+        self.feedback = Counter(
+            "helpdesk_feedback_judgements",
+            "Judgements sent to POST /v1/feedback: stored, or repeated (a retried key)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def observe_batch(self, stats: BatchStats) -> None:
         self.batch_size.observe(stats.size)

@@ -6,9 +6,12 @@ import math
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
+from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
 from serving.routing import DEFAULT_POLICY
 
@@ -59,3 +62,19 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(20.0, ge=0, description="grace period on SIGTERM")
     api_keys: list[ApiKey] = Field(default_factory=list)
     log_level: str = "INFO"
+    feedback_url: str = Field(
+        DEFAULT_FEEDBACK_URL,
+        description="SQLAlchemy URL of the feedback store; empty: POST /v1/feedback is off (404)",
+    )
+    max_judgements: int = Field(64, ge=1, description="judgements per feedback request (413)")
+
+    @field_validator("feedback_url")
+    @classmethod
+    def parseable_url(cls, value: str) -> str:
+        """A malformed URL fails at start-up; an unreachable database only turns feedback off."""
+        if value:
+            try:
+                make_url(value)
+            except ArgumentError as exc:
+                raise ValueError(f"not a database URL: {exc}") from None
+        return value

@@ -6,11 +6,13 @@ Nothing here loads the real encoder or the real data; everything is built in sec
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from serving.contract import HEADS, mask_column
+from tests.feedback_db import feedback_url, postgres_url  # noqa: F401  (shared fixtures)
 
 WORDS = [
     "refund",
@@ -117,6 +119,13 @@ def _rows(n_copies: int) -> list[dict[str, object]]:
                 row[mask_column(head)] = 0.0 if row[head] is None else 1.0
             rows.append(row)
     return rows
+
+
+@pytest.fixture(scope="session", autouse=True)
+def feedback_store_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Servers started by tests write feedback to a temporary SQLite file, never the work tree."""
+    folder = tmp_path_factory.mktemp("feedback")
+    os.environ.setdefault("HELPDESK_FEEDBACK_URL", f"sqlite:///{folder / 'feedback.db'}")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
-"""The feedback store on SQLite: schema from the migrations, idempotent writes, export."""
+"""The feedback store on SQLite and PostgreSQL: schema from the migrations, idempotent writes,
+export."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,8 +29,10 @@ def judgement(**changes: object) -> FeedbackIn:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> FeedbackStore:
-    return FeedbackStore.open(f"sqlite:///{tmp_path / 'feedback.db'}")
+def store(feedback_url: str) -> Iterator[FeedbackStore]:
+    opened = FeedbackStore.open(feedback_url)
+    yield opened
+    opened.close()
 
 
 def test_schema_comes_from_the_migrations(store: FeedbackStore) -> None:
@@ -60,10 +65,29 @@ def test_latest_judgement_is_in_force_and_exported(store: FeedbackStore, tmp_pat
     }
 
 
-def test_reopening_keeps_rows(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'feedback.db'}"
-    FeedbackStore.open(url).add([judgement()])
-    assert len(FeedbackStore.open(url).records()) == 1
+def test_reopening_keeps_rows(feedback_url: str) -> None:
+    first = FeedbackStore.open(feedback_url)
+    first.add([judgement()])
+    first.close()
+    again = FeedbackStore.open(feedback_url)
+    assert len(again.records()) == 1
+    again.close()
+
+
+def test_add_counted_tells_new_from_repeated(store: FeedbackStore) -> None:
+    one, two = judgement(key="key-one-1"), judgement(key="key-two-2", head="boredom")
+    assert store.add_counted([one])[1] == 1
+    records, inserted = store.add_counted([one, two, two])
+    assert inserted == 1 and [r.key for r in records] == ["key-one-1", "key-two-2", "key-two-2"]
+
+
+def test_concurrent_first_opens_migrate_once(feedback_url: str) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: FeedbackStore.open(feedback_url), range(4)))
+    stores[0].add([judgement()])
+    assert all(len(s.records()) == 1 for s in stores)
+    for opened in stores:
+        opened.close()
 
 
 def test_bad_input_is_refused() -> None:
@@ -76,3 +100,14 @@ def test_bad_input_is_refused() -> None:
 def test_bad_url_is_a_user_error() -> None:
     with pytest.raises(UserError, match="cannot open the feedback store"):
         FeedbackStore.open("nosuchdb://x")
+
+
+def test_unreachable_database_hides_the_password() -> None:
+    with pytest.raises(UserError, match="cannot open the feedback store") as caught:
+        FeedbackStore.open("postgresql+psycopg://u:s3cret@127.0.0.1:1/none?connect_timeout=2")
+    assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_missing_driver_prints_the_install_hint() -> None:
+    with pytest.raises(UserError, match=r"pip install 'helpdesk-scorer\[postgres\]'"):
+        FeedbackStore.open("postgresql+pg8000://u@127.0.0.1/none")

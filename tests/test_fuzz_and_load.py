@@ -21,7 +21,11 @@ from tests.server_process import free_port, start, stop, wait_ready
 @pytest.fixture(scope="module")
 def live_url(tiny_release: Path) -> Iterator[str]:
     port = free_port()
-    process = start(tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="0")
+    # nobody reads the server's stderr pipe during the run: per-request log lines would fill
+    # it (64 KiB) and block the server, so only warnings are logged
+    process = start(
+        tiny_release, port, HELPDESK_MAX_BATCH_WAIT_MS="0", HELPDESK_LOG_LEVEL="WARNING"
+    )
     try:
         wait_ready(port, process)
         yield f"http://127.0.0.1:{port}"

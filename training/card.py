@@ -112,6 +112,24 @@ def _agreement(agreement: dict[str, Any]) -> list[str]:
     ]
 
 
+def _corrections(summary: dict[str, Any]) -> list[str]:
+    """How `prepare --corrections` changed the data (training/corrections.py has the rules)."""
+    if not summary.get("files"):
+        return ["No corrections merged (`prepare --corrections FILE` merges an export).", ""]
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(summary["new_rows_by_split"].items()))
+    return [
+        f"From {', '.join(f'`{f}`' for f in summary['files'])}: {summary['judgements']} "
+        f"judgements in force; **{summary['by_id'] + summary['by_text']} corrections applied** "
+        f"to existing rows ({summary['by_id']} by id, {summary['by_text']} by matching text), "
+        f"{summary['changed']} of which changed a label; {summary['new_rows']} new rows of "
+        f"source `feedback` ({splits or 'none'}); {summary['skipped']} skipped (unknown id, no "
+        f"text); legitimacy masked on {summary['legitimacy_masked']} rows no longer "
+        "complaints. Corrected heads keep `<head>_before`, `<head>_corrected_by` and "
+        "`<head>_corrected_at`.",
+        "",
+    ]
+
+
 def lf_summary_lines(stats: dict[str, Any]) -> list[str]:
     """The labelling-function summary: in the card, and printed by `prepare`."""
     return [
@@ -157,6 +175,9 @@ def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
         "## Gold set agreement",
         "",
         *_agreement(stats.get("agreement", {})),
+        "## Corrections from the feedback store",
+        "",
+        *_corrections(stats.get("corrections", {})),
         *lf_summary_lines(stats),
         "## Source files (sha256)",
         "",

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from training.card import write_card
+from training.corrections import apply_corrections, load_corrections
 from training.gold import load_labelled
 from training.label_model import fit_label_model, lf_summary
 from training.labelling import BOREDOM_LFS, LEGITIMACY_LFS, LabellingFunction, apply_lfs
@@ -37,6 +38,7 @@ class PrepareConfig:
     handwritten_dir: Path = Path("data/handwritten")
     cache: Path = Path("data/cache")
     seed: int = 13
+    corrections: list[Path] = field(default_factory=list)
     near_duplicate_cosine: float = 0.9
     max_rows: dict[str, int] = field(
         default_factory=lambda: {
@@ -170,6 +172,7 @@ def prepare(config: PrepareConfig) -> Path:
     """Build dataset.parquet, DATASET_CARD.md and stats.json in config.out; return the folder."""
     if config.mirror is not None and not config.mirror.is_dir():
         raise UserError(f"mirror folder not found: {config.mirror}")
+    corrections = load_corrections(config.corrections)  # bad files fail before the long work
     pool, checksums = load_pool(config)
     hand = load_hand_labelled(config)
     data = pd.concat([hand, pool], ignore_index=True)
@@ -195,6 +198,8 @@ def prepare(config: PrepareConfig) -> Path:
     ]
     data = data.reindex(columns=columns)
     data["id"] = data["id"].fillna(pd.Series([f"row-{i}" for i in range(len(data))]))
+    data, applied = apply_corrections(data, corrections, config.seed)
+    stats["corrections"] = {**applied, "files": [str(p) for p in config.corrections]}
     config.out.mkdir(parents=True, exist_ok=True)
     data.to_parquet(config.out / "dataset.parquet", index=False)
     agreement_path = config.gold_dir / "agreement.json"

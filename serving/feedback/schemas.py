@@ -10,12 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.contract import HEADS
 
-__all__ = ["ACTIONS", "CHANNELS", "FeedbackIn", "FeedbackRecord"]
+__all__ = ["ACTIONS", "CHANNELS", "FeedbackIn", "FeedbackRecord", "check_head"]
 
 #: confirm: the label is right; correct: the label is wrong, `label` is the right one;
 #: flag: an agent says the model's score was wrong, `label` is what it should have said.
 ACTIONS = ("confirm", "correct", "flag")
 CHANNELS = ("review", "api")
+
+
+def check_head(value: str) -> str:
+    if value not in HEADS:
+        raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
+    return value
 
 
 class FeedbackIn(BaseModel):
@@ -41,9 +47,7 @@ class FeedbackIn(BaseModel):
     @field_validator("head")
     @classmethod
     def known_head(cls, value: str) -> str:
-        if value not in HEADS:
-            raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
-        return value
+        return check_head(value)
 
 
 class FeedbackRecord(FeedbackIn):

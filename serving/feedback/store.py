@@ -11,18 +11,28 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from serving.errors import UserError
 from serving.feedback.migrate import upgrade
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import FeedbackIn, FeedbackRecord
 
-__all__ = ["DEFAULT_URL", "FeedbackStore"]
+__all__ = ["DEFAULT_URL", "FeedbackStore", "safe_url"]
 
 DEFAULT_URL = "sqlite:///feedback.db"
+#: Seconds a SQLite writer waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT = 30
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 class FeedbackStore:
@@ -33,11 +43,21 @@ class FeedbackStore:
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL) -> FeedbackStore:
+        """Connect and migrate. A bad URL, an unreachable database or a missing driver is a
+        UserError that says what to do (never the password)."""
         try:
-            engine = create_engine(url, pool_pre_ping=True)
+            is_sqlite = make_url(url).get_backend_name() == "sqlite"
+            connect_args = {"timeout": SQLITE_BUSY_TIMEOUT} if is_sqlite else {}
+            engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
             upgrade(engine)
-        except (ArgumentError, OperationalError) as exc:
-            raise UserError(f"cannot open the feedback store {url!r}: {exc.args[0]}") from exc
+        except ModuleNotFoundError as exc:
+            raise UserError(
+                f"the feedback store {safe_url(url)!r} needs the database driver {exc.name!r}: "
+                "pip install 'helpdesk-scorer[postgres]'"
+            ) from exc
+        except (ArgumentError, DBAPIError) as exc:
+            reason = str(exc.orig if isinstance(exc, DBAPIError) else exc.args[0]).strip()
+            raise UserError(f"cannot open the feedback store {safe_url(url)!r}: {reason}") from exc
         return cls(engine)
 
     def close(self) -> None:
@@ -45,17 +65,24 @@ class FeedbackStore:
 
     def add(self, items: Sequence[FeedbackIn]) -> list[FeedbackRecord]:
         """Store each judgement once; return the stored rows (earlier ones for repeated keys)."""
+        return self.add_counted(items)[0]
+
+    def add_counted(self, items: Sequence[FeedbackIn]) -> tuple[list[FeedbackRecord], int]:
+        """`add`, and how many rows this call inserted (the rest repeated a stored key).
+        One transaction: the whole batch is stored, or nothing."""
         if not items:
-            return []
+            return [], 0
         now = datetime.now(UTC)
         rows = [{**item.model_dump(), "created_at": now} for item in items]
         dialect = self.engine.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(Feedback).on_conflict_do_nothing(index_elements=["key"])
+        statement = (
+            insert(Feedback).on_conflict_do_nothing(index_elements=["key"]).returning(Feedback.id)
+        )
         with self.engine.begin() as conn:
-            conn.execute(statement, rows)
+            inserted = len(conn.execute(statement, rows).all())
         by_key = {row.key: row for row in self.records(keys=[item.key for item in items])}
-        return [by_key[item.key] for item in items]
+        return [by_key[item.key] for item in items], inserted
 
     def records(
         self,
