@@ -1,6 +1,7 @@
 """Two real server processes share one feedback database (PostgreSQL, and a SQLite file):
 started together (concurrent first migrations), hit concurrently by two callers whose every
-request is also retried, with the same key, on the other server. Nothing lost, nothing twice."""
+request is also retried, with the same key, on the other server. Nothing lost, nothing twice,
+and the review page on the same database lists every flag."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 
+from evaluation.review import ReviewSettings, create_review_app
 from serving.auth import hash_key
 from serving.feedback import FeedbackStore
+from tests.review_report import write_report
 from tests.server_process import free_port, start, stop, wait_ready
 
 CALLERS = {"agent-a": "key-of-agent-a", "agent-b": "key-of-agent-b"}
@@ -24,7 +28,9 @@ def stored_count(metrics: str, outcome: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def test_two_servers_store_every_judgement_once(tiny_release: Path, feedback_url: str) -> None:
+def test_two_servers_store_every_judgement_once(
+    tiny_release: Path, feedback_url: str, tmp_path: Path
+) -> None:
     keys = [
         {"name": name, "sha256": hash_key(key), "scopes": ["feedback"]}
         for name, key in CALLERS.items()
@@ -88,3 +94,9 @@ def test_two_servers_store_every_judgement_once(tiny_release: Path, feedback_url
     assert {(r.author, r.sample_id) for r in records} == {
         (name, f"{name}-ticket-{i}") for name in CALLERS for i in range(REQUESTS_PER_CALLER)
     }
+    review = ReviewSettings(
+        report_dir=write_report(tmp_path / "report"), model_dir=tiny_release, store_url=feedback_url
+    )
+    with TestClient(create_review_app(review)) as page:
+        listed = page.get("/api/feedback", params={"channel": "api", "limit": 1000}).json()
+    assert sorted(item["key"] for item in listed["items"]) == sorted(r.key for r in records)

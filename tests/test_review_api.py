@@ -1,4 +1,5 @@
-"""The review page's JSON API on a hand-written report, the tiny model and a SQLite store."""
+"""The review page's JSON API on a hand-written report and the tiny model, with the feedback
+store on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from tests.review_report import QUEUE, agent_flag, write_report
 
 
 @pytest.fixture
-def settings(tmp_path: Path, tiny_release: Path) -> ReviewSettings:
+def settings(tmp_path: Path, tiny_release: Path, feedback_url: str) -> ReviewSettings:
     return ReviewSettings(
         report_dir=write_report(tmp_path / "report"),
         model_dir=tiny_release,
-        store_url=f"sqlite:///{tmp_path / 'feedback.db'}",
+        store_url=feedback_url,
         reviewer="qa-test",
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.feedback.store import DEFAULT_URL
@@ -23,11 +23,17 @@ def _user() -> str:
 class ReviewSettings(BaseSettings):
     """Where the report, the model and the feedback store are, and who is reviewing."""
 
-    model_config = SettingsConfigDict(env_prefix="HELPDESK_REVIEW_", protected_namespaces=())
+    model_config = SettingsConfigDict(
+        env_prefix="HELPDESK_REVIEW_", protected_namespaces=(), populate_by_name=True
+    )
 
     report_dir: Path = Path("reports/eval")
     model_dir: Path = Path("models/release")
-    store_url: str = DEFAULT_URL
+    # the scoring server's HELPDESK_FEEDBACK_URL too, so agents' flags land on this page
+    store_url: str = Field(
+        DEFAULT_URL,
+        validation_alias=AliasChoices("HELPDESK_REVIEW_STORE_URL", "HELPDESK_FEEDBACK_URL"),
+    )
     reviewer: str = Field(default_factory=_user, min_length=1, max_length=100)
     host: str = "127.0.0.1"
     port: int = Field(8100, ge=1, le=65535)
