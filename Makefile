@@ -15,7 +15,7 @@ $(VENV)/.serve: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[train,eval,dev]"
+	$(BIN)/pip install --quiet -e ".[train,eval,ray,dev]"
 	touch $@
 
 install-serve: $(VENV)/.serve
