@@ -29,6 +29,7 @@ import ray
 from ray.data import ActorPoolStrategy, DataContext
 from ray.data.datasource import FileBasedDatasource
 from ray.data.expressions import col
+from ray.exceptions import RayTaskError
 from ray.util.annotations import RayDeprecationWarning
 
 from serving.batch import JSONL_SUFFIXES, Row, check_record, parse_stream
@@ -155,16 +156,18 @@ class ArchiveSource(FileBasedDatasource):
 
     def _read_stream(self, f: pa.NativeFile, path: str) -> Iterator[pa.Table]:
         rows: list[dict[str, Any]] = []
-        for checked in _records(f, path):
-            if isinstance(checked, Row):
-                rows.append(
-                    {"source": path, "line": checked.line, "id": checked.id, "text": checked.text}
-                )
-            else:
-                rows.append({"source": path, "line": checked[0], "error": checked[1]})
-            if len(rows) == BLOCK_ROWS:
-                yield pa.Table.from_pylist(rows, schema=READ_SCHEMA)
-                rows = []
+        try:
+            for checked in _records(f, path):
+                if isinstance(checked, Row):
+                    row = {"line": checked.line, "id": checked.id, "text": checked.text}
+                else:
+                    row = {"line": checked[0], "error": checked[1]}
+                rows.append({"source": path, **row})
+                if len(rows) == BLOCK_ROWS:
+                    yield pa.Table.from_pylist(rows, schema=READ_SCHEMA)
+                    rows = []
+        except (OSError, pa.ArrowException) as exc:  # a corrupt shard: name it, no trace
+            raise UserError(f"{path}: cannot read ({exc})") from None
         if rows:
             yield pa.Table.from_pylist(rows, schema=READ_SCHEMA)
 
@@ -185,16 +188,15 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
 class ScoreBatch:
     """Actor of the pool: loads the model once, then scores batches of valid rows."""
 
-    def __init__(
-        self, model: str, policy: Policy, phrases: PhraseBank, threads: int, batch_size: int
-    ) -> None:
+    def __init__(self, model: str, policy: Policy, phrases: PhraseBank, threads: int) -> None:
         self.scorer = Scorer.load(Path(model), threads=threads)
         self.decider = Decider(self.scorer.manifest, policy, phrases)
-        self.batch_size = batch_size
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        """Like the local engine: the batch is sorted by length and run in sub-batches of the
+        scorer's default size, so both engines pad alike."""
         rows = batch.select(["source", "line", "id", "text"]).to_pylist()
-        scores = self.scorer.score([r["text"] for r in rows], self.batch_size)
+        scores = self.scorer.score([r["text"] for r in rows])
         return pa.Table.from_pylist(
             [
                 {
@@ -219,7 +221,8 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[in
     else:
         cpus = num_cpus or len(os.sched_getaffinity(0))
         ray.init(num_cpus=cpus, include_dashboard=False, **common)
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # Ray Data logs a failed task's trace itself; the CLI reports it in one line instead
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     # without a terminal Ray Data logs its progress every 10 s instead of drawing bars
     logging.getLogger("ray.data._internal.progress.logging_progress").setLevel(logging.INFO)
     DataContext.get_current().print_on_execution_start = False
@@ -251,6 +254,17 @@ def score_archive(
     """Score every valid row of the job's files into its Parquet folder with `workers` actors
     of `threads` CPUs each, inside a running Ray session (see ray_session). Two passes over
     the input: the first counts rows and lists the rejected ones, the second scores."""
+    try:
+        return _run(job, policy, phrases, workers, threads, batch_size)
+    except RayTaskError as exc:  # a UserError inside a task (a corrupt shard) is one line
+        if isinstance(exc.cause, UserError):
+            raise UserError(str(exc.cause).splitlines()[0]) from None
+        raise
+
+
+def _run(
+    job: Job, policy: Policy, phrases: PhraseBank, workers: int, threads: int, batch_size: int
+) -> BulkReport:
     ds = ray.data.read_datasource(ArchiveSource([str(f.resolve()) for f in job.files]), num_cpus=0)
     target = job.target
     errors_path = target.with_name(target.name + ".errors.jsonl")
@@ -276,7 +290,6 @@ def score_archive(
                 "policy": policy,
                 "phrases": phrases,
                 "threads": threads,
-                "batch_size": batch_size,
             },
             compute=ActorPoolStrategy(size=workers),
             num_cpus=threads,

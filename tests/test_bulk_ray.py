@@ -178,6 +178,20 @@ def test_bad_input_is_a_user_error_before_ray_runs(tiny_release: Path, tmp_path:
         prepare_job(tmp_path / "ok.parquet", tmp_path / "out", tiny_release)
 
 
+def test_a_corrupt_shard_is_one_user_error(
+    ray_cpus: int, tiny_release: Path, decider_parts, tmp_path: Path
+) -> None:
+    shard = tmp_path / "x.parquet"
+    pd.DataFrame({"text": [f"order {i} " * 20 for i in range(500)]}).to_parquet(shard)
+    data = bytearray(shard.read_bytes())
+    data[100:1000] = bytes(b ^ 0x5A for b in data[100:1000])  # pages broken, footer intact
+    shard.write_bytes(bytes(data))
+    job = prepare_job(shard, tmp_path / "out", tiny_release)
+    with pytest.raises(UserError, match=r"x\.parquet: cannot read") as caught:
+        score_archive(job, *decider_parts, workers=1)
+    assert "\n" not in str(caught.value)
+
+
 def run_cli(*args: str, block_ray: bool = False) -> subprocess.CompletedProcess[str]:
     prefix = "import sys; sys.modules['ray'] = None; " if block_ray else "import sys; "
     code = prefix + "from serving.cli import app; app(sys.argv[1:], prog_name='helpdesk-scorer')"
