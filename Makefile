@@ -15,7 +15,7 @@ $(VENV)/.serve: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[train,eval,dev,postgres]"
+	$(BIN)/pip install --quiet -e ".[train,eval,ray,dev,postgres]"
 	touch $@
 
 install-serve: $(VENV)/.serve

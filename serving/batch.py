@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -14,7 +15,15 @@ from serving.errors import UserError
 from serving.results import Decider
 from serving.scorer import Scorer, text_error
 
-__all__ = ["BatchReport", "Row", "read_rows", "score_file"]
+__all__ = [
+    "JSONL_SUFFIXES",
+    "BatchReport",
+    "Row",
+    "check_record",
+    "parse_stream",
+    "read_rows",
+    "score_file",
+]
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
@@ -33,8 +42,8 @@ class BatchReport:
     errors_path: Path | None
 
 
-def _check(line: int, record: object) -> Row | str:
-    """A valid row, or the reason it is rejected."""
+def check_record(line: int, record: object) -> Row | str:
+    """A valid row, or the reason it is rejected: one rule for every engine and input type."""
     if not isinstance(record, dict):
         return "not an object"
     text = record.get("text")
@@ -49,29 +58,34 @@ def _check(line: int, record: object) -> Row | str:
     return Row(line, None if message_id in (None, "") else str(message_id), text)
 
 
+def parse_stream(handle: TextIO, name: str) -> Iterator[Row | tuple[int, str]]:
+    """Rows of an open JSONL or CSV stream (`name` says which); bad rows as (line, why)."""
+    if name.lower().endswith(".csv"):
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "text" not in reader.fieldnames:
+            raise UserError(f"{name}: the CSV header needs a 'text' column")
+        for line, record in enumerate(reader, 2):
+            checked = check_record(line, record)
+            yield checked if isinstance(checked, Row) else (line, checked)
+    elif name.lower().endswith(tuple(JSONL_SUFFIXES)):
+        for line, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                checked = check_record(line, json.loads(raw))
+            except json.JSONDecodeError as exc:
+                checked = f"invalid JSON ({exc.msg})"
+            yield checked if isinstance(checked, Row) else (line, checked)
+    else:
+        raise UserError(f"{name}: unknown input type; use .jsonl or .csv")
+
+
 def read_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
     """Rows of a JSONL or CSV file with a `text` field (optional `id`); bad rows as (line, why)."""
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-        if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "text" not in reader.fieldnames:
-                raise UserError(f"{path}: the CSV header needs a 'text' column")
-            for line, record in enumerate(reader, 2):
-                checked = _check(line, record)
-                yield checked if isinstance(checked, Row) else (line, checked)
-        elif path.suffix.lower() in JSONL_SUFFIXES:
-            for line, raw in enumerate(handle, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    checked = _check(line, json.loads(raw))
-                except json.JSONDecodeError as exc:
-                    checked = f"invalid JSON ({exc.msg})"
-                yield checked if isinstance(checked, Row) else (line, checked)
-        else:
-            raise UserError(f"{path}: unknown input type; use .jsonl or .csv")
+        yield from parse_stream(handle, str(path))
 
 
 def score_file(
