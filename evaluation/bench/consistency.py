@@ -1,0 +1,68 @@
+"""Does a message's score depend on what it is batched with? Scores each message alone, then in
+random batches of `--batch` other messages (what the server's micro-batcher does under load),
+and prints how far the two differ and how many messages change a thresholded decision.
+
+    python -m evaluation.bench.consistency --model models/release
+
+Dynamic int8 quantization picks one activation scale per tensor from the whole batch, so other
+messages (and their padding) shift a message's score; fp32 should differ only by rounding.
+A benchmark, not a test: it prints numbers and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from serving.contract import HEADS
+from serving.scorer import Scorer
+
+
+def batch_dependence(scorer: Scorer, texts: list[str], batch: int, seed: int) -> dict[str, float]:
+    """Alone vs in random batches of `batch`: |difference| quantiles and decision flips."""
+    alone = np.stack([scorer.probabilities([text])[0] for text in texts])
+    together = np.zeros_like(alone)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    for start in range(0, len(texts), batch):
+        rows = order[start : start + batch]
+        together[rows] = scorer.probabilities([texts[i] for i in rows], batch_size=batch)
+    cut = np.array([scorer.manifest.thresholds[h] for h in HEADS])
+    diff = np.abs(alone - together)
+    return {
+        "messages": len(texts),
+        "batch": batch,
+        "max_abs_diff": float(diff.max()),
+        "p99_abs_diff": float(np.quantile(diff, 0.99)),
+        "mean_abs_diff": float(diff.mean()),
+        "share_with_a_flipped_decision": float(((alone >= cut) != (together >= cut)).any(1).mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--data", type=Path, default=Path("data/processed/dataset.parquet"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--batch", type=int, action="append", help="repeatable; default 4 and 32")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    table = pq.read_table(args.data, columns=["text", "split"]).to_pylist()
+    texts = [row["text"] for row in table if row["split"] == args.split]
+    rng = np.random.default_rng(args.seed)
+    texts = [texts[i] for i in rng.permutation(len(texts))[: args.messages]]
+    scorer = Scorer.load(args.model, threads=1)
+    for batch in args.batch or [4, 32]:
+        print(
+            json.dumps(
+                {"model": str(args.model), **batch_dependence(scorer, texts, batch, args.seed)}
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
