@@ -6,17 +6,15 @@ so the serving install stays small; a missing extra prints the install hint inst
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
+from serving.cli_common import fail, user_errors
+from serving.cli_feedback import feedback_app
 from serving.errors import UserError
-from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
 from serving.routing import DEFAULT_POLICY
 
@@ -32,43 +30,6 @@ app = typer.Typer(
 DEFAULT_MIRROR = Path("../shared/data")
 DEFAULT_MODEL = Path("models/release")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-EXTRA_FOR = {
-    "torch": "train",
-    "transformers": "train",
-    "pandas": "train",
-    "sklearn": "train",
-    "pyarrow": "train",
-    "onnx": "train",
-    "matplotlib": "eval",
-    "cleanlab": "eval",
-    "ray": "ray",
-}
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-@contextmanager
-def user_errors(extra_hint: str | None = None) -> Iterator[None]:
-    """Turn expected failures into one clear line and exit code 2; `extra_hint` names the
-    extra to suggest for any known missing module (a command that lives in one extra)."""
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        root = (exc.name or "").split(".")[0]
-        extra = EXTRA_FOR.get(root)
-        if extra is None:
-            raise
-        extra = extra_hint or extra
-        fail(f"this command needs the '{extra}' extra: pip install 'helpdesk-scorer[{extra}]'")
-    except UserError as exc:
-        fail(str(exc))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        fail(f"invalid setting {where}: {first['msg']} (HELPDESK_* environment or options)")
 
 
 @app.command()
@@ -404,43 +365,7 @@ def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) 
     typer.echo(digest(key))
 
 
-feedback_app = typer.Typer(
-    no_args_is_help=True, help="The feedback store: export corrections, upgrade its schema."
-)
 app.add_typer(feedback_app, name="feedback")
-StoreUrl = Annotated[
-    str,
-    typer.Option(
-        envvar="HELPDESK_FEEDBACK_URL",
-        help="SQLAlchemy URL: sqlite:///feedback.db or postgresql+psycopg://user:pw@host/db.",
-    ),
-]
-
-
-@feedback_app.command("export")
-def feedback_export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Corrections JSONL.")],
-    url: StoreUrl = DEFAULT_FEEDBACK_URL,
-) -> None:
-    """Write the judgements in force (latest per sample and head) for `prepare --corrections`."""
-    with user_errors():
-        from serving.feedback import FeedbackStore
-
-        store = FeedbackStore.open(url)
-        count = store.export_jsonl(output)
-        store.close()
-    typer.echo(f"exported {count} judgements into {output}")
-
-
-@feedback_app.command("migrate")
-def feedback_migrate(url: StoreUrl = DEFAULT_FEEDBACK_URL) -> None:
-    """Create or upgrade the store's schema to the latest migration (servers also do it)."""
-    with user_errors():
-        from serving.feedback import FeedbackStore
-        from serving.feedback.store import safe_url
-
-        FeedbackStore.open(url).close()
-    typer.echo(f"feedback store {safe_url(url)} is at the latest schema")
 
 
 if __name__ == "__main__":

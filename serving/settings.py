@@ -52,7 +52,11 @@ class Settings(BaseSettings):
     threads: int = Field(default_factory=_cpu_quota, ge=1, description="onnxruntime threads")
     spin: bool = Field(False, description="onnxruntime threads busy-wait between batches")
     max_batch_size: int = Field(64, ge=1, le=1024, description="texts per ONNX batch")
-    max_batch_wait_ms: float = Field(2.0, ge=0, description="wait for more requests to batch")
+    max_batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="extra wait for batch-mates; 0: batch what queued during the last run",
+    )
     max_messages: int = Field(64, ge=1, description="messages per request (413 above)")
     max_history: int = Field(20, ge=0, description="history turns per message (413 above)")
     max_chars: int = Field(20_000, ge=1, description="characters per text (413 above)")

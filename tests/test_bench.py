@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import targets
+from evaluation.bench.report import settled_growth, targets
 from evaluation.bench.server import best_rate, timing_split
 from tests.server_process import ROOT
 
@@ -155,7 +155,13 @@ def test_targets_are_marked_from_the_numbers() -> None:
             },
             "pipeline": {"steps": [step(25, 30, 45)], "best_rate_p99_50ms": 25.0},
         },
-        "soak": {"rss_growth_mb": 2.0, "rss_peak_mb": 260.0, "seconds": 60, "fd_growth": 0},
+        "soak": {
+            "rss_growth_mb": 31.0,
+            "rss_samples_mb": [230.0, 258.0, 260.0, 260.0, 260.5, 261.0, 261.0, 261.0],
+            "rss_peak_mb": 261.0,
+            "seconds": 60,
+            "fd_growth": 0,
+        },
     }
     met = {name.split(":")[0].split(" (")[0]: ok for name, _, ok in targets(results)}
     assert met == {
@@ -167,6 +173,14 @@ def test_targets_are_marked_from_the_numbers() -> None:
         "<= 400 MB resident per worker": True,
         "no memory growth over the soak": True,
     }
+
+
+def test_soak_growth_is_counted_after_warm_up() -> None:
+    warm_up_then_flat = [230.0, 258.0, 260.0, 260.0, 260.5, 261.0, 261.0, 261.0]
+    climbing = [200.0 + 10 * i for i in range(11)]
+    assert settled_growth(warm_up_then_flat) == 1.0
+    assert settled_growth(climbing) == 80.0
+    assert settled_growth([250.0, 251.0]) is None  # too short to tell
 
 
 def test_bench_command_smoke_writes_results_docs_and_plot(

