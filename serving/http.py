@@ -22,6 +22,7 @@ __all__ = [
     "error_response",
     "error_responses",
     "install_error_handlers",
+    "over_limit",
 ]
 
 SHED_PATHS = ("/v1/score",)
@@ -73,6 +74,14 @@ class ApiError(Exception):
         self.status, self.message = status, message
         self.kind = kind or STATUS_TYPES.get(status, "error")
         self.headers = headers or {}
+
+
+def over_limit(count: int, limit: int, what: str, where: str | None = None) -> None:
+    """413 when a request carries more than the deployment allows, naming what and where:
+    "70 messages; at most 64" or "messages.0.text has 20001 characters; at most 20000"."""
+    if count > limit:
+        said = f"{where} has {count} {what}" if where else f"{count} {what}"
+        raise ApiError(413, f"{said}; at most {limit}")
 
 
 class BodyTooLarge(Exception):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StrictInt,
     StrictStr,
     StringConstraints,
-    field_validator,
 )
 
 from serving.scorer import NOT_BLANK_PATTERN, text_error
@@ -29,9 +29,18 @@ __all__ = [
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
 
 
-#: A string with at least one non-blank character (the schema says so; the validators below
-#: also refuse lone surrogates, which JSON can carry as escapes but Unicode text cannot).
-Text = Annotated[str, StringConstraints(strict=True, pattern=NOT_BLANK_PATTERN)]
+def _scorable(text: str) -> str:
+    problem = text_error(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+#: A string with at least one non-blank character (the schema says so) and no lone surrogates
+#: (JSON can carry them as escapes, Unicode text cannot): the scorer's own rule, `text_error`.
+Text = Annotated[
+    str, StringConstraints(strict=True, pattern=NOT_BLANK_PATTERN), AfterValidator(_scorable)
+]
 
 
 class Message(BaseModel):
@@ -47,23 +56,6 @@ class Message(BaseModel):
         description="Earlier customer turns of this thread, oldest first (default limit 20 "
         "turns: 413 above).",
     )
-
-    @field_validator("text")
-    @classmethod
-    def scorable(cls, text: str) -> str:
-        problem = text_error(text)
-        if problem:
-            raise ValueError(problem)
-        return text
-
-    @field_validator("history")
-    @classmethod
-    def scorable_turns(cls, turns: list[str]) -> list[str]:
-        for i, turn in enumerate(turns):
-            problem = text_error(turn)
-            if problem:
-                raise ValueError(f"turn {i}: {problem}")
-        return turns
 
 
 class ScoreRequest(BaseModel):

@@ -49,6 +49,10 @@ CASES = {
     "null bytes": (one("refund\x00please\x00"), 200),
     "invalid UTF-8 bytes": (b'{"messages": [{"text": "\xff\xfe\xfd"}]}', 400),
     "lone surrogate escape": (b'{"messages": [{"text": "\\ud800 hi"}]}', 422),
+    "lone surrogate in history": (
+        b'{"messages": [{"text": "hi", "history": ["ok", "\\ud800 earlier"]}]}',
+        422,
+    ),
     "zero-width and bidi override": (one("re\u200bfund \u202edesrever\u202c now\u2066"), 200),
     "homoglyphs": (one("I want my r\u0435fund, \u0430ccount 4471"), 200),
     "emoji only": (one("\U0001f621\U0001f621\U0001f525\U0001f44e"), 200),

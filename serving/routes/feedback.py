@@ -30,10 +30,9 @@ from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
 from serving.feedback.schemas import check_head
 from serving.feedback.store import safe_url
-from serving.http import ApiError, error_responses
+from serving.http import ApiError, error_responses, over_limit
 from serving.observability import log
 from serving.schemas import EXAMPLE_TEXT, Text
-from serving.scorer import text_error
 
 __all__ = ["FeedbackRequest", "FeedbackResponse", "FeedbackService", "Judgement", "router"]
 
@@ -93,9 +92,6 @@ class Judgement(BaseModel):
     @field_validator("text")
     @classmethod
     def storable_text(cls, value: str) -> str:
-        problem = text_error(value)
-        if problem:
-            raise ValueError(problem)
         return _without_nul(value) or value
 
     @field_validator("sample_id", "key", "comment")
@@ -206,15 +202,9 @@ def feedback(
     """Stores each judgement with channel "api", action "flag" and the caller's key name as
     author ("anonymous" without keys). All or nothing: on a database error nothing is stored."""
     settings = runtime.settings
-    if len(body.judgements) > settings.max_judgements:
-        raise ApiError(413, f"{len(body.judgements)} judgements; at most {settings.max_judgements}")
+    over_limit(len(body.judgements), settings.max_judgements, "judgements")
     for i, judgement in enumerate(body.judgements):
-        if len(judgement.text) > settings.max_chars:
-            raise ApiError(
-                413,
-                f"judgements.{i}.text has {len(judgement.text)} characters; "
-                f"at most {settings.max_chars}",
-            )
+        over_limit(len(judgement.text), settings.max_chars, "characters", f"judgements.{i}.text")
     author = caller.name if caller is not None else "anonymous"
     items = [
         FeedbackIn(

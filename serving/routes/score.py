@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from serving.deps import RuntimeDep, ScoreCaller
-from serving.http import ApiError, error_responses
+from serving.http import error_responses, over_limit
 from serving.schemas import ScoreRequest, ScoreResponse
 from serving.settings import Settings
 
@@ -17,23 +17,12 @@ ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
 
 
 def check_limits(body: ScoreRequest, settings: Settings) -> None:
-    if len(body.messages) > settings.max_messages:
-        raise ApiError(413, f"{len(body.messages)} messages; at most {settings.max_messages}")
+    over_limit(len(body.messages), settings.max_messages, "messages")
     for i, message in enumerate(body.messages):
-        if len(message.history) > settings.max_history:
-            raise ApiError(
-                413,
-                f"messages.{i}.history has {len(message.history)} turns; "
-                f"at most {settings.max_history}",
-            )
+        over_limit(len(message.history), settings.max_history, "turns", f"messages.{i}.history")
         for j, text in enumerate([*message.history, message.text]):
-            if len(text) > settings.max_chars:
-                where = f"history.{j}" if j < len(message.history) else "text"
-                raise ApiError(
-                    413,
-                    f"messages.{i}.{where} has {len(text)} characters; "
-                    f"at most {settings.max_chars}",
-                )
+            where = f"history.{j}" if j < len(message.history) else "text"
+            over_limit(len(text), settings.max_chars, "characters", f"messages.{i}.{where}")
 
 
 @router.post(
