@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from evaluation.bench.server import free_port, poll_ready
+
+__all__ = ["ROOT", "free_port", "start", "stop", "wait_ready"]
 
 ROOT = Path(__file__).parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(
@@ -35,16 +29,10 @@ def start(
 
 
 def wait_ready(port: int, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.communicate()[1][-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
+    if poll_ready(f"http://127.0.0.1:{port}", process, timeout):
+        return
+    if process.poll() is not None:
+        raise AssertionError(f"server exited: {process.communicate()[1][-2000:]}")
     process.kill()
     raise AssertionError("server did not become ready")
 

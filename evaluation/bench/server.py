@@ -34,6 +34,7 @@ __all__ = [
     "cpu_seconds",
     "free_port",
     "ladder",
+    "poll_ready",
     "rss_mb",
     "serve",
 ]
@@ -62,6 +63,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def poll_ready(
+    url: str,
+    process: subprocess.Popen[str] | subprocess.Popen[bytes],
+    timeout: float,
+    interval: float = 0.2,
+) -> bool:
+    """Poll `url`/readyz until it answers 200 (True), the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(interval)
+    return False
 
 
 def cpu_seconds(pid: int) -> float:
@@ -165,16 +184,8 @@ def serve(name: str, command: list[str], port: int, env: dict[str, str]) -> Iter
     )
     server = Server(name, process, f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{name} server did not start ({' '.join(command)})")
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        if not poll_ready(server.url, process, timeout=180):
+            raise RuntimeError(f"{name} server did not start ({' '.join(command)})")
         yield server
     finally:
         process.terminate()
