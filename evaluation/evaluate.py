@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from evaluation import plots, qa
 from evaluation.baseline import DESCRIPTION, fit_baseline
+from evaluation.groups import group_figures
 from evaluation.report import render_report
 from evaluation.routes import label_routes, route_confusion, routes_for
 from evaluation.samples import build_records, misclassified, write_jsonl
@@ -29,7 +30,7 @@ from serving.errors import UserError
 from serving.files import sha256_file
 from serving.phrasing import load_phrases
 from serving.results import Decider
-from serving.routing import load_policy
+from serving.routing import Policy, load_policy
 from serving.scorer import Scorer
 
 __all__ = ["Options", "evaluate", "json_safe", "load_split"]
@@ -203,17 +204,16 @@ def evaluate(options: Options) -> Path:
             head_plots[head] = _head_plots(head, labels, curves, figures)
     clock["figures"] = time.perf_counter()
 
-    gold = (rows["source"] == "gold").to_numpy()
-    route_names = list(dict.fromkeys(r.name for r in policy.rules))
-    baseline_cut = policy.cut(baseline.thresholds)
-    routes = route_confusion(
-        label_routes(rows[gold], policy, cut),
-        {
-            "model": [r["route"]["name"] for r, g in zip(results, gold, strict=True) if g],
-            "baseline": routes_for(probs["baseline"][gold], policy, baseline_cut),
-        },
-        route_names,
+    groups = group_figures(
+        rows,
+        frame[frame["split"] == "dev"].reset_index(drop=True),
+        probs,
+        {k: cut for k in probs} | {"baseline": baseline.thresholds},
+        resamples=options.resamples,
+        seed=options.seed,
     )
+    clock["groups"] = time.perf_counter()
+    routes = _routes_by_group(rows, results, probs["baseline"], policy, cut, baseline.thresholds)
 
     label_matrix = np.nan_to_num(rows[list(HEADS)].to_numpy(dtype=float))
     masks = rows[[mask_column(h) for h in HEADS]].to_numpy(dtype=float)
@@ -247,6 +247,7 @@ def evaluate(options: Options) -> Path:
         "baseline": {"description": DESCRIPTION, "thresholds": baseline.thresholds},
         "bootstrap": {"resamples": options.resamples, "seed": options.seed, "level": 0.95},
         "names": {k: names[k] for k in probs},
+        "groups": groups,
         "heads": heads,
         "routes": routes,
         "misclassified": {
@@ -259,6 +260,7 @@ def evaluate(options: Options) -> Path:
             "score_fp32": round(clock["scored_fp32"] - clock["scored"], 1),
             "baseline": round(clock["baseline"] - clock["scored_fp32"], 1),
             "figures": round(clock["figures"] - clock["baseline"], 1),
+            "groups": round(clock["groups"] - clock["figures"], 1),
             "total": round(clock["done"] - clock["started"], 1),
         },
     }
@@ -266,6 +268,38 @@ def evaluate(options: Options) -> Path:
     (options.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (options.out / "report.html").write_text(render_report(metrics, head_plots, wrong))
     return options.out
+
+
+def _routes_by_group(
+    rows: pd.DataFrame,
+    results: list[dict[str, Any]],
+    baseline_probs: np.ndarray,
+    policy: Policy,
+    cut: dict[str, float],
+    baseline_thresholds: dict[str, float],
+) -> dict[str, dict[str, object]]:
+    """Route confusion per labelled group: on real text against the route its labeller gave,
+    on the project-written gold against the route the policy gives its labels."""
+    route_names = list(dict.fromkeys(r.name for r in policy.rules))
+    baseline_cut = policy.cut(baseline_thresholds)
+    expected_routes = rows["route"] if "route" in rows else pd.Series([None] * len(rows))
+    real = ((rows["source"] == "real_gold") & expected_routes.notna()).to_numpy()
+    gold = (rows["source"] == "gold").to_numpy()
+    expected = {
+        "real": expected_routes[real].astype(str).tolist(),
+        "project-written": label_routes(rows[gold], policy, cut),
+    }
+    routes = {}
+    for group, picked in (("real", real), ("project-written", gold)):
+        routes[group] = route_confusion(
+            expected[group],
+            {
+                "model": [r["route"]["name"] for r, g in zip(results, picked, strict=True) if g],
+                "baseline": routes_for(baseline_probs[picked], policy, baseline_cut),
+            },
+            route_names,
+        )
+    return routes
 
 
 def _label_issues(

@@ -192,23 +192,79 @@ def _head(metrics: dict[str, Any], head: str, plots: dict[str, str]) -> str:
 
 
 def _routes(metrics: dict[str, Any]) -> str:
-    routes = metrics["routes"]
-    if not routes["n"]:
-        return "<h2>Routes on the gold set</h2><p>No gold rows in this split.</p>"
-    names = routes["names"]
-    matrix = routes["confusion"]["model"]
-    rows = [[name, *row] for name, row in zip(names, matrix, strict=True)]
-    agreement = ", ".join(
-        f"{metrics['names'][k]} {v:.1%}" for k, v in routes["agreement"].items() if v is not None
-    )
-    return (
-        "<h2>Routes on the gold set</h2>"
-        + how(
-            "rows: the route the policy gives the gold labels; columns: the route the model's "
-            "scores get (what the server returns); the diagonal agrees."
+    parts = []
+    for group, routes in metrics["routes"].items():
+        if not routes["n"]:
+            continue
+        names = routes["names"]
+        matrix = routes["confusion"]["model"]
+        rows = [[name, *row] for name, row in zip(names, matrix, strict=True)]
+        agreement = ", ".join(
+            f"{metrics['names'][k]} {v:.1%}"
+            for k, v in routes["agreement"].items()
+            if v is not None
         )
-        + f"<p>{routes['n']} gold rows; agreement: {escape(agreement)}.</p>"
-        + table(["labels \\ model", *names], rows)
+        parts.append(
+            f"<h3>{escape(group)} text</h3><p>{routes['n']} rows; route accuracy: "
+            f"{escape(agreement)}.</p>" + table(["expected \\ model", *names], rows)
+        )
+    return (
+        "<h2>Routes</h2>"
+        + how(
+            "rows: the expected route (on real text the route its labeller gave; on the "
+            "project-written gold the route the policy gives its labels); columns: the route "
+            "the model's scores get (what the server returns); the diagonal agrees."
+        )
+        + ("".join(parts) or "<p>No gold rows in this split.</p>")
+    )
+
+
+def _groups(metrics: dict[str, Any]) -> str:
+    rows = []
+    for group, heads in metrics.get("groups", {}).items():
+        for head, figures in heads.items():
+            models = figures["models"]
+            rows.append(
+                [
+                    group,
+                    head,
+                    figures["n"],
+                    figures["positives"],
+                    ci(models["model"]["auroc"]),
+                    ci(models["baseline"]["auroc"]),
+                    ci(models["length"]["auroc"]) + f" ({figures['length_direction']})",
+                    ci(figures["model_minus_baseline"].get("auroc"), signed=True),
+                    ci(figures["model_minus_length"].get("auroc"), signed=True),
+                    ci(models["model"]["f1"]),
+                    ci(models["model"]["ece"]),
+                ]
+            )
+    return (
+        "<h2>By kind of text: real customers first</h2>"
+        + how(
+            "real: real customer messages labelled by the guide (the yardstick); "
+            "project-written: the project's own gold messages; public: the public sets' test "
+            "rows. Length: message length alone as a score, in the direction better on the "
+            "group's dev rows. Deltas are paired bootstrap differences (above 0 beyond noise "
+            "when the whole interval is)."
+        )
+        + table(
+            [
+                "group",
+                "head",
+                "n",
+                "positives",
+                "AUROC model",
+                "AUROC baseline",
+                "AUROC length",
+                "model - baseline",
+                "model - length",
+                "F1",
+                "ECE",
+            ],
+            rows,
+            left=2,
+        )
     )
 
 
@@ -305,6 +361,7 @@ def render_report(
     body = (
         table(["", ""], facts, left=2)
         + f"<p>{links}</p>"
+        + _groups(metrics)
         + _summary(metrics)
         + "".join(_head(metrics, h, plots[h]) for h in metrics["heads"] if h in plots)
         + _routes(metrics)

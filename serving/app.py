@@ -22,6 +22,24 @@ __all__ = ["create_app"]
 API_VERSION = "1.0.0"
 
 
+def history_item_schema(components: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """A history item as one schema of two types: a non-blank string (an earlier customer turn)
+    or a Turn object. Equivalent to pydantic's anyOf, but keywords that apply to one type only
+    (pattern, maxLength; properties) keep the schema fuzzer's generator fast."""
+    turn = components["Turn"]
+    turn["properties"]["text"]["maxLength"] = max_chars
+    text = turn["properties"]["text"]
+    return {
+        "type": ["string", "object"],
+        "pattern": text["pattern"],
+        "maxLength": max_chars,
+        "properties": turn["properties"],
+        "required": turn["required"],
+        "additionalProperties": False,
+        "description": "An earlier customer turn (a string) or {role, text}.",
+    }
+
+
 def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
     """The generated schema with this deployment's limits written in, so clients (and the
     fuzzer) see the same bounds the server enforces with 413."""
@@ -34,7 +52,7 @@ def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
         message = components["Message"]["properties"]
         message["text"]["maxLength"] = settings.max_chars
         message["history"]["maxItems"] = settings.max_history
-        message["history"]["items"]["maxLength"] = settings.max_chars
+        message["history"]["items"] = history_item_schema(components, settings.max_chars)
         components["FeedbackRequest"]["properties"]["judgements"]["maxItems"] = (
             settings.max_judgements
         )

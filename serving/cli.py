@@ -49,6 +49,13 @@ def prepare(
             help="Feedback export (JSONL) to merge: corrections override labels (repeatable)."
         ),
     ] = None,
+    exclude_licence: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Leave out every source whose licence contains this text, e.g. NC for the "
+            "non-commercial TWCS text, its real-text gold rows included (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Build the multi-task dataset (parquet) and its dataset card from the sources + gold set."""
     with user_errors():
@@ -61,7 +68,13 @@ def prepare(
 
         from training.card import lf_summary_lines
 
-        config = PrepareConfig(mirror=mirror, out=out, seed=seed, corrections=corrections or [])
+        config = PrepareConfig(
+            mirror=mirror,
+            out=out,
+            seed=seed,
+            corrections=corrections or [],
+            exclude_licences=exclude_licence or [],
+        )
         folder = run(config)
         stats = json.loads((folder / "stats.json").read_text())
         typer.echo("\n".join(lf_summary_lines(stats)))
@@ -97,17 +110,29 @@ def train(
         typer.echo(f"run finished: {folder}")
 
 
+class Quantization(StrEnum):
+    static = "static"
+    dynamic = "dynamic"
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Argument(help="A finished training run folder.")],
     out: Annotated[Path, typer.Option(help="Release folder to write.")] = Path("models/candidate"),
     version: Annotated[str, typer.Option(help="Model version for the manifest.")] = "0.1.0",
+    quantization: Annotated[
+        Quantization,
+        typer.Option(
+            help="static: activation scales fixed at export, scores independent of batch-mates "
+            "(default); dynamic: scales per batch (faster, batch-dependent)."
+        ),
+    ] = "static",  # type: ignore[assignment]
 ) -> None:
     """Export a run to int8 ONNX with parity checks, manifest and model card."""
     with user_errors():
         from training.export import export as run_export
 
-        folder = run_export(run, out, version=version)
+        folder = run_export(run, out, version=version, quantization=str(quantization))
         typer.echo(f"exported {folder}")
 
 

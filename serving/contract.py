@@ -32,8 +32,9 @@ TOKENIZER_FILE: Final = "tokenizer.json"
 MANIFEST_FILE: Final = "manifest.json"
 MODEL_CARD_FILE: Final = "MODEL_CARD.md"
 
-#: ONNX graph names: int64 [batch, seq] inputs, float32 [batch, len(HEADS)] raw logits.
-INPUT_NAMES: Final = ("input_ids", "attention_mask")
+#: ONNX graph names: int64 [batch, seq] ids and mask, float32 [batch, n] tone features
+#: (serving.text.TONE_FEATURES), float32 [batch, len(HEADS)] raw logits.
+INPUT_NAMES: Final = ("input_ids", "attention_mask", "tone")
 OUTPUT_NAME: Final = "logits"
 
 

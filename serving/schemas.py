@@ -24,6 +24,7 @@ __all__ = [
     "ReloadRequest",
     "ScoreRequest",
     "ScoreResponse",
+    "Turn",
 ]
 
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
@@ -43,6 +44,15 @@ Text = Annotated[
 ]
 
 
+class Turn(BaseModel):
+    """An earlier turn of the thread with its author: the customer or the agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["customer", "agent"]
+    text: Text
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,11 +61,25 @@ class Message(BaseModel):
         description="The customer's message (default limit 20000 characters: 413 above).",
         examples=[EXAMPLE_TEXT],
     )
-    history: list[Text] = Field(
+    history: list[Text | Turn] = Field(
         default_factory=list,
-        description="Earlier customer turns of this thread, oldest first (default limit 20 "
-        "turns: 413 above).",
+        description="Earlier turns of this thread, oldest first (default limit 20 turns: 413 "
+        'above). A plain string is an earlier customer turn; `{"role": "agent", "text": '
+        "...}` is the agent's reply (context: it is checked like any text but not scored, and "
+        "the frustration streak in `thread` counts customer turns only).",
     )
+
+    def turn_texts(self) -> list[str]:
+        """The text of every history turn, customer or agent, oldest first."""
+        return [t if isinstance(t, str) else t.text for t in self.history]
+
+    def customer_history(self) -> list[str]:
+        """The customer's own earlier turns, oldest first: the ones scored for `thread`."""
+        return [t if isinstance(t, str) else t.text for t in self.history if _customer(t)]
+
+
+def _customer(turn: str | Turn) -> bool:
+    return isinstance(turn, str) or turn.role == "customer"
 
 
 class ScoreRequest(BaseModel):
@@ -65,7 +89,14 @@ class ScoreRequest(BaseModel):
             "examples": [
                 {
                     "messages": [
-                        {"id": "t-1", "text": EXAMPLE_TEXT, "history": ["Hi, my order is late."]},
+                        {
+                            "id": "t-1",
+                            "text": EXAMPLE_TEXT,
+                            "history": [
+                                "Hi, my order is late.",
+                                {"role": "agent", "text": "Sorry to hear that, it ships today."},
+                            ],
+                        },
                         {"id": "t-2", "text": "ok"},
                     ]
                 }

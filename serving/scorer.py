@@ -17,7 +17,6 @@ from tokenizers import Tokenizer
 
 from serving.contract import (
     HEADS,
-    INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_FILE,
     OUTPUT_NAME,
@@ -25,6 +24,7 @@ from serving.contract import (
 )
 from serving.errors import UserError
 from serving.files import sha256_file
+from serving.text import encode, load_tokenizer
 
 __all__ = [
     "Manifest",
@@ -159,34 +159,21 @@ class Scorer:
             session = ort.InferenceSession(
                 str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
             )
-            tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         except Exception as exc:  # onnxruntime and tokenizers raise their own base types
             raise ModelError(f"cannot load model from {folder}: {exc}") from None
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(manifest.max_length)
         return cls(manifest, session, tokenizer)
-
-    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
-        encodings = self.tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, : len(encoding.ids)] = encoding.ids
-            mask[row, : len(encoding.ids)] = 1
-        return ids, mask, [bool(e.overflowing) for e in encodings]
 
     def _run(self, texts: Sequence[str], timings: Timings) -> tuple[np.ndarray, list[bool]]:
         started = time.perf_counter()
-        ids, mask, truncated = self._encode(texts)
-        encoded = time.perf_counter()
-        (logits,) = self.session.run(
-            [OUTPUT_NAME], dict(zip(INPUT_NAMES, (ids, mask), strict=True))
-        )
-        timings.tokenize += encoded - started
-        timings.inference += time.perf_counter() - encoded
+        encoded = encode(self.tokenizer, texts, self.manifest.max_length)
+        names = [i.name for i in self.session.get_inputs()]
+        tokenized = time.perf_counter()
+        (logits,) = self.session.run([OUTPUT_NAME], encoded.inputs(names))
+        timings.tokenize += tokenized - started
+        timings.inference += time.perf_counter() - tokenized
         probs = 1.0 / (1.0 + np.exp(-logits / self.manifest.temperatures))
-        return probs.astype(np.float64), truncated
+        return probs.astype(np.float64), encoded.truncated
 
     def probabilities_and_truncation(
         self, texts: Sequence[str], batch_size: int = 32, timings: Timings | None = None

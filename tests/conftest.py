@@ -96,6 +96,15 @@ TINY_ROWS = [
 ]
 
 
+def _expected_route(frus: int, bored: int, compl: int, legit: int | None) -> str:
+    """The route a labeller gives these labels under the default policy."""
+    if frus and compl:
+        return "escalate_senior" if legit else "supervisor_support"
+    if compl and legit:
+        return "complaint_desk"
+    return "re_engage" if bored else "standard"
+
+
 def _rows(n_copies: int) -> list[dict[str, object]]:
     rows = []
     for copy in range(n_copies):
@@ -105,7 +114,7 @@ def _rows(n_copies: int) -> list[dict[str, object]]:
             row: dict[str, object] = {
                 "id": f"t{copy}-{i}",
                 "text": text + suffix,
-                "source": "gold" if i % 2 else "complaints",
+                "source": "real_gold" if i % 4 == 0 else ("gold" if i % 2 else "complaints"),
                 "split": split,
                 "frustration": float(frus),
                 "boredom": float(bored),
@@ -117,6 +126,7 @@ def _rows(n_copies: int) -> list[dict[str, object]]:
             }
             for head in HEADS:
                 row[mask_column(head)] = 0.0 if row[head] is None else 1.0
+            row["route"] = _expected_route(frus, bored, compl, legit) if i % 4 == 0 else None
             rows.append(row)
     return rows
 

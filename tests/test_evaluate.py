@@ -98,7 +98,17 @@ def test_metrics_match_sklearn(report: Path, tiny_release: Path, tiny_dataset: P
         baseline = figures["models"]["baseline"]["auroc"]["value"]
         assert delta == pytest.approx(model["auroc"]["value"] - baseline)
     assert metrics["fp32"]["max_abs_prob_diff"] < 0.2
-    assert metrics["routes"]["n"] == int((rows["source"] == "gold").sum())
+    assert metrics["routes"]["project-written"]["n"] == int((rows["source"] == "gold").sum())
+    assert metrics["routes"]["real"]["n"] == int((rows["source"] == "real_gold").sum())
+    assert list(metrics["groups"]) == ["real", "project-written", "public"]
+    for group, heads in metrics["groups"].items():
+        for head, figures in heads.items():
+            models = figures["models"]
+            assert set(models) == {"model", "fp32", "baseline", "length"}
+            delta = figures["model_minus_length"]["auroc"]["value"]
+            assert delta == pytest.approx(
+                models["model"]["auroc"]["value"] - models["length"]["auroc"]["value"]
+            ), (group, head)
 
 
 def test_report_is_self_contained_with_every_plot(report: Path) -> None:

@@ -55,10 +55,11 @@ def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -
 def test_export_writes_a_verified_release(tiny_release: Path) -> None:
     manifest = json.loads((tiny_release / MANIFEST_FILE).read_text())
     assert manifest["heads"] == list(HEADS)
-    assert manifest["quantization"] == "int8-dynamic"
+    assert manifest["quantization"] == "int8-static-qdq"
     assert {MODEL_FILE, TOKENIZER_FILE, "MODEL_CARD.md"} <= set(manifest["files"])
     dev = manifest["metrics"]["dev"]
     assert dev["fp32_onnx_max_prob_diff"] <= 1e-4
+    assert dev["alone_vs_batched_max_prob_diff"] <= 1e-4
     for head in HEADS:
         assert dev["torch_fp32_auroc"][head] - dev["onnx_int8_auroc"][head] <= 0.005
     assert not tiny_release.with_name(tiny_release.name + ".partial").exists()
@@ -68,7 +69,7 @@ def test_onnx_graph_has_named_dynamic_inputs(tiny_release: Path) -> None:
     import onnx
 
     graph = onnx.load(str(tiny_release / MODEL_FILE)).graph
-    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask", "tone"]
     assert [o.name for o in graph.output] == ["logits"]
     dims = graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and dims[1].dim_param == "sequence"
@@ -93,17 +94,33 @@ def test_scorer_returns_calibrated_probabilities(tiny_release: Path) -> None:
     assert probs[0, HEADS.index("frustration")] > probs[2, HEADS.index("frustration")]
 
 
+@pytest.mark.parametrize("graph", ["int8", "fp32"])
 def test_batching_and_padding_do_not_change_scores(
-    tiny_release: Path, tiny_run: Path, tmp_path: Path
+    tiny_release: Path, tiny_run: Path, tmp_path: Path, graph: str
 ) -> None:
-    # Checked on the fp32 graph: int8 dynamic quantisation sets activation scales per batch,
-    # so there a message's score also moves a little with its batch neighbours.
+    # The released int8 graph has its activation scales fixed at export (static QDQ), so a
+    # message scores the same alone and beside longer or shorter batch-mates, like fp32.
     from serving.scorer import Scorer
 
-    scorer = Scorer.load(fp32_folder(tiny_release, tiny_run, tmp_path / "fp32"), threads=1)
-    batched = scorer.probabilities(TEXTS)
-    single = np.vstack([scorer.probabilities([t]) for t in TEXTS])
+    folder = (
+        tiny_release if graph == "int8" else fp32_folder(tiny_release, tiny_run, tmp_path / "m")
+    )
+    scorer = Scorer.load(folder, threads=1)
+    texts = [*TEXTS, " ".join(["please", "refund"] * 30), "ok"]
+    batched = scorer.probabilities(texts)
+    single = np.vstack([scorer.probabilities([t]) for t in texts])
     np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_dynamic_int8_is_refused_by_the_consistency_gate(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import export as export_module
+
+    monkeypatch.setattr(export_module, "MAX_AUROC_DROP", 1.0)  # only the consistency gate
+    with pytest.raises(export_module.ParityError, match="batch-mates"):
+        export_module.export(tiny_run, tmp_path / "model", quantization="dynamic")
+    assert not (tmp_path / "model").exists()
 
 
 def test_scorer_reports_truncation(tiny_release: Path) -> None:

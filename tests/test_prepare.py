@@ -131,6 +131,7 @@ def run_prepare(project: dict[str, Path], mirror: Path | None) -> Path:
             sources=project["sources"],
             gold_dir=project["gold"],
             handwritten_dir=project["root"] / "none",
+            real_gold_dir=project["root"] / "no-real-gold",
             cache=project["root"] / "cache",
         )
     )

@@ -77,6 +77,45 @@ def test_history_adds_a_thread(client: TestClient) -> None:
     assert 0 <= thread["frustrated_in_a_row"] <= 3
 
 
+def test_history_turns_with_roles(client: TestClient) -> None:
+    """Plain strings stay customer turns; agent turns are context, not scored, not streaked."""
+    plain = {"text": "angry angry angry", "history": ["hello", "still waiting angry"]}
+    with_agent = {
+        "text": "angry angry angry",
+        "history": [
+            {"role": "customer", "text": "hello"},
+            {"role": "agent", "text": "please wait please wait"},
+            "still waiting angry",
+        ],
+    }
+    body = client.post("/v1/score", json={"messages": [plain, with_agent]}).json()
+    first, second = body["results"]
+    assert second["thread"] == first["thread"]
+    assert len(second["thread"]["frustration"]) == 3
+    assert second["scores"] == first["scores"]
+    only_agent = {"text": "ok", "history": [{"role": "agent", "text": "anything else?"}]}
+    result = client.post("/v1/score", json={"messages": [only_agent]}).json()["results"][0]
+    assert "thread" not in result
+
+
+@pytest.mark.parametrize(
+    "turn, fragment",
+    [
+        ({"role": "boss", "text": "hi"}, "role"),
+        ({"role": "agent", "text": ""}, "empty"),
+        ({"role": "agent"}, "text"),
+        ({"role": "agent", "text": "hi", "extra": 1}, "extra"),
+        ({"role": "agent", "text": "a" * 501}, "characters"),
+    ],
+)
+def test_bad_history_turns_are_clear_errors(
+    client: TestClient, turn: dict[str, object], fragment: str
+) -> None:
+    response = client.post("/v1/score", json={"messages": [{"text": "ok", "history": [turn]}]})
+    assert response.status_code in (413, 422)
+    assert fragment in error_of(response)["message"]
+
+
 def test_same_message_same_phrasing(client: TestClient) -> None:
     body = {"messages": [{"id": "x", "text": "charged twice this is terrible"}]}
     first = client.post("/v1/score", json=body).json()["results"][0]["phrasing"]

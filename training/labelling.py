@@ -227,12 +227,19 @@ LEGITIMACY_LFS: Sequence[LabellingFunction] = (
 )
 
 
+#: The addressing plumbing of real support tweets (handles, TWCS's `__company__` placeholders,
+#: links): no function should count "@AmazonHelp ok" as three words.
+ADDRESSING = re.compile(r"@\w+|__\w+__|https?://\S+")
+
+
 def apply_lfs(
     lfs: Sequence[LabellingFunction], texts: Sequence[str], metas: Sequence[Row]
 ) -> np.ndarray:
-    """Vote matrix, shape (n_rows, n_lfs), values in {ABSTAIN, NEGATIVE, POSITIVE}."""
+    """Vote matrix, shape (n_rows, n_lfs), values in {ABSTAIN, NEGATIVE, POSITIVE}; each text is
+    read without its addressing plumbing."""
     votes = np.full((len(texts), len(lfs)), ABSTAIN, dtype=np.int8)
-    for i, (text, meta) in enumerate(zip(texts, metas, strict=True)):
+    for i, (raw, meta) in enumerate(zip(texts, metas, strict=True)):
+        text = " ".join(ADDRESSING.sub(" ", raw).split())
         for j, lf in enumerate(lfs):
             votes[i, j] = lf(text, meta)
     return votes

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["LOADERS", "clean_text"]
+__all__ = ["LOADERS", "clean_text", "to_frame"]
 
 NEG_FRUSTRATION = {"anger", "annoyance", "disappointment"}
 NEUTRAL_OR_POSITIVE = {
@@ -39,7 +39,8 @@ def clean_text(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _frame(rows: list[dict[str, object]], source: str) -> pd.DataFrame:
+def to_frame(rows: list[dict[str, object]], source: str) -> pd.DataFrame:
+    """Rows of one source, whitespace collapsed, empty texts dropped."""
     frame = pd.DataFrame(rows)
     frame["source"] = source
     frame["text"] = frame["text"].map(clean_text)
@@ -61,7 +62,7 @@ def load_goemotions(paths: dict[str, Path]) -> pd.DataFrame:
                 else:
                     continue
                 rows[-1]["meta_emotions"] = ",".join(sorted(emotions))
-    return _frame(rows, "goemotions")
+    return to_frame(rows, "goemotions")
 
 
 def load_complaints(paths: dict[str, Path]) -> pd.DataFrame:
@@ -70,7 +71,7 @@ def load_complaints(paths: dict[str, Path]) -> pd.DataFrame:
             {"text": text, "complaint": float(label), "meta_domain": domain}
             for _, text, label, domain in csv.reader(handle)
         ]
-    return _frame(rows, "complaints")
+    return to_frame(rows, "complaints")
 
 
 #: Banking77 intents that report a failure ("where is my refund", "charged twice"): such a
@@ -133,7 +134,7 @@ def load_banking77(paths: dict[str, Path]) -> pd.DataFrame:
         }
         for t, intent in zip(data["text"], data["category"], strict=True)
     ]
-    return _frame(rows, "banking77")
+    return to_frame(rows, "banking77")
 
 
 def load_emobank(paths: dict[str, Path]) -> pd.DataFrame:
@@ -142,7 +143,7 @@ def load_emobank(paths: dict[str, Path]) -> pd.DataFrame:
         {"text": t, "meta_valence": float(v), "meta_arousal": float(a)}
         for t, v, a in zip(data["text"], data["V"], data["A"], strict=True)
     ]
-    return _frame(rows, "emobank")
+    return to_frame(rows, "emobank")
 
 
 def load_cfpb(paths: dict[str, Path]) -> pd.DataFrame:
@@ -154,7 +155,7 @@ def load_cfpb(paths: dict[str, Path]) -> pd.DataFrame:
             data["Consumer complaint narrative"], data["Company response to consumer"], strict=True
         )
     ]
-    return _frame(rows, "cfpb")
+    return to_frame(rows, "cfpb")
 
 
 LOADERS: dict[str, Callable[[dict[str, Path]], pd.DataFrame]] = {

@@ -1,4 +1,4 @@
-"""The multi-task scorer: a shared transformer encoder, mean pooling, one logit per head."""
+"""The multi-task scorer: a shared encoder, mean pooling plus tone features, one logit per head."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from serving.contract import HEADS
+from serving.text import TONE_FEATURES
 
 __all__ = ["MultiTaskModel"]
 
@@ -16,15 +17,18 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.Linear(encoder.config.hidden_size, len(HEADS))
+        self.heads = nn.Linear(encoder.config.hidden_size + len(TONE_FEATURES), len(HEADS))
 
     @classmethod
     def from_encoder(cls, path: str, dropout: float = 0.1) -> MultiTaskModel:
         return cls(AutoModel.from_pretrained(path), dropout)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Raw logits, shape (batch, len(HEADS)); sigmoid and calibration happen later."""
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tone: torch.Tensor
+    ) -> torch.Tensor:
+        """Raw logits, shape (batch, len(HEADS)); tone is (batch, len(TONE_FEATURES)), the
+        signals the uncased tokenizer erases. Sigmoid and calibration happen later."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
-        return self.heads(self.dropout(pooled))
+        return self.heads(torch.cat([self.dropout(pooled), tone], dim=-1))

@@ -17,16 +17,24 @@ from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from training.card import write_card
 from training.corrections import apply_corrections, load_corrections
-from training.gold import load_labelled
+from training.gold import jsonl_records, load_labelled, validate
 from training.label_model import fit_label_model, lf_summary
 from training.labelling import BOREDOM_LFS, LEGITIMACY_LFS, LabellingFunction, apply_lfs
 from training.loaders import LOADERS, clean_text
-from training.sources import load_sources, resolve
+from training.real_gold import REAL_GOLD_DIR
+from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
+from training.sources import load_licences, load_sources, resolve
 
-__all__ = ["PrepareConfig", "prepare"]
+__all__ = ["CALIBRATION_GROUPS", "HAND_SOURCES", "PrepareConfig", "prepare"]
 
 POOL_SPLITS = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
-HAND_SOURCES = ("gold", "handwritten")  # human-labelled rows: never given weak labels
+#: Rows labelled by the guide (project-written gold and hand-written, real-text gold and the
+#: real messages labelled for training): never given weak labels, weighted up in training.
+HAND_SOURCES = ("gold", "handwritten", "real_gold", "real_train")
+#: Dev rows that calibration and thresholds are fitted on: the first group present wins, so
+#: real customer text decides what the served probabilities mean.
+CALIBRATION_GROUPS = (("real_gold",), ("gold",))
+ALL_LOADERS = {**LOADERS, **REAL_LOADERS}
 
 
 @dataclass
@@ -38,15 +46,26 @@ class PrepareConfig:
     handwritten_dir: Path = Path("data/handwritten")
     cache: Path = Path("data/cache")
     seed: int = 13
+    real_gold_dir: Path = REAL_GOLD_DIR
     corrections: list[Path] = field(default_factory=list)
+    #: Sources whose licence contains one of these strings (case-insensitive) are left out,
+    #: e.g. "NC" drops the non-commercial TWCS text, real-text gold rows drawn from it included.
+    exclude_licences: list[str] = field(default_factory=list)
     near_duplicate_cosine: float = 0.9
     max_rows: dict[str, int] = field(
         default_factory=lambda: {
-            "goemotions": 9000,
+            "goemotions": 6000,
             "complaints": 100_000,
             "banking77": 3000,
             "emobank": 3000,
             "cfpb": 100_000,
+            "twcs_airlines": 2500,
+            "twcs_tweetsumm": 1500,
+            "twcs_samples": 1200,
+            "twitter_cdp_ibm": 800,
+            "cfpb_narratives": 1000,
+            "tweeteval": 2000,
+            "semeval2018_ec": 2000,
         }
     )
 
@@ -66,27 +85,50 @@ def pool_split(text: str, seed: int) -> str:
     return "train"
 
 
-def load_pool(config: PrepareConfig) -> tuple[pd.DataFrame, dict[str, str]]:
-    """All public sources, checksum-verified and capped per source; also the sha256 of each."""
-    manifest = load_sources(config.sources)
+def excluded_sources(config: PrepareConfig) -> set[str]:
+    """Sources left out by `exclude_licences`."""
+    licences = load_licences(config.sources)
+    needles = [n.lower() for n in config.exclude_licences]
+    return {name for name, lic in licences.items() if any(n in lic.lower() for n in needles)}
+
+
+def load_pool(config: PrepareConfig) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
+    """All public sources, checksum-verified and capped per source; the sha256 of each; and
+    every real customer message (uncapped: id, origin, text, thread, history) for the real-text
+    gold set, which names its messages by source and id and never stores their text.
+
+    Real customer messages carry no label of their own (but boredom from the labelling
+    functions, and complaint for CFPB): they go to train only, as weakly labelled in-domain text.
+    """
+    excluded = excluded_sources(config)
+    manifest = {k: v for k, v in load_sources(config.sources).items() if k not in excluded}
     files = [f for fs in manifest.values() for f in fs]
-    checksums, frames = {}, []
+    checksums, frames, real = {}, [], []
     paths = {}
     for file in tqdm(files, desc="verify sources", unit="file"):
         paths[file.path] = resolve(file, config.mirror, config.cache)
         checksums[file.path] = file.sha256
     for name in tqdm(manifest, desc="read sources", unit="source"):
-        frame = LOADERS[name](paths)
+        frame = ALL_LOADERS[name](paths)
+        if name in REAL_CUSTOMER_SOURCES:
+            messages = frame.reindex(columns=REAL_KEYS)
+            real.append(messages.assign(history=messages["history"].astype(object).fillna("[]")))
         limit = config.max_rows.get(name, len(frame))
         if len(frame) > limit:
             frame = frame.sample(n=limit, random_state=config.seed)
         frames.append(frame)
     pool = pd.concat(frames, ignore_index=True)
     pool["split"] = [pool_split(t, config.seed) for t in pool["text"]]
-    return pool, checksums
+    unlabelled = pool["source"].isin(REAL_CUSTOMER_SOURCES) & (pool["source"] != "cfpb_narratives")
+    pool.loc[unlabelled, "split"] = "train"
+    messages = pd.concat(real, ignore_index=True) if real else pd.DataFrame(columns=REAL_KEYS)
+    return pool, checksums, messages.rename(columns={"source": "origin"})
 
 
-def load_hand_labelled(config: PrepareConfig) -> pd.DataFrame:
+REAL_KEYS = ["source", "id", "text", "thread_id", "history"]
+
+
+def load_hand_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> pd.DataFrame:
     gold_path = config.gold_dir / "gold.jsonl"
     if not gold_path.is_file():
         raise UserError(f"gold set not found: {gold_path}")
@@ -97,11 +139,50 @@ def load_hand_labelled(config: PrepareConfig) -> pd.DataFrame:
         frames.append(
             pd.DataFrame(load_labelled(hand_paths)).assign(source="handwritten", split="train")
         )
+    frames.extend(load_real_labelled(config, real_messages))
     hand = pd.concat(frames, ignore_index=True)
     hand["text"] = hand["text"].map(clean_text)
     for head in HEADS:
         hand[head] = hand[head].astype(float)
     return hand
+
+
+def load_real_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> list[pd.DataFrame]:
+    """The real-text gold set (dev/test) and the real messages labelled for training.
+
+    Their files hold labels keyed by source (`origin` here) and id; the text and thread context
+    come from the checksum-verified source itself, so the project never stores or alters a real
+    message. Rows of excluded sources are left out; an id the source lacks is an error.
+    """
+    excluded = excluded_sources(config)
+    index = real_messages.set_index(["origin", "id"])
+    frames = []
+    for name, source in (("real_gold.jsonl", "real_gold"), ("train.jsonl", "real_train")):
+        path = config.real_gold_dir / name
+        if not path.is_file():
+            continue
+        records = []
+        for where, record in jsonl_records(path):
+            if record["source"] in excluded:
+                continue
+            key = (record["source"], record["id"])
+            if key not in index.index:
+                raise UserError(f"{where}: {key[0]} has no message with id {key[1]!r}")
+            message = index.loc[key]
+            text = {"text": message["text"], "history": message["history"]}
+            records.append(validate({**record, **text}, where))
+        frame = pd.DataFrame(records).rename(columns={"source": "origin"})
+        frames.append(frame.assign(source=source))
+    return frames
+
+
+def drop_thread_mates(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Pool rows from a thread that has a real-text gold (dev or test) message: a thread is in
+    one split only, so the model never trains on the turns around a message it is judged on."""
+    held = data["source"].eq("real_gold") & data["split"].isin(["dev", "test"])
+    threads = set(data.loc[held, "thread_id"].dropna())
+    mates = ~data["source"].isin(HAND_SOURCES) & data["thread_id"].isin(threads)
+    return data[~mates].reset_index(drop=True), int(mates.sum())
 
 
 def drop_duplicates(data: pd.DataFrame, cosine: float) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -146,7 +227,8 @@ def weak_labels(
     probs = model.predict_proba(votes)
     fill = applies & public & (votes != -1).any(axis=1)
     data.loc[fill, head] = probs[fill]
-    gold_dev = ((data["source"] == "gold") & (data["split"] == "dev")).to_numpy() & applies
+    checked_on = "real_gold" if (data["source"] == "real_gold").any() else "gold"
+    gold_dev = ((data["source"] == checked_on) & (data["split"] == "dev")).to_numpy() & applies
     gold_labels = data.loc[gold_dev, head].to_numpy()
     stats = lf_summary(votes[fit_rows], votes[gold_dev], gold_labels)
     summary: dict[str, object] = {
@@ -156,6 +238,7 @@ def weak_labels(
         ],
         "prior": model.prior,
         "rows_labelled": int(fill.sum()),
+        "checked_on": f"{checked_on} dev",
     }
     voted_gold = (votes[gold_dev] != -1).any(axis=1)
     if voted_gold.any() and len(set(gold_labels[voted_gold])) > 1:
@@ -173,14 +256,23 @@ def prepare(config: PrepareConfig) -> Path:
     if config.mirror is not None and not config.mirror.is_dir():
         raise UserError(f"mirror folder not found: {config.mirror}")
     corrections = load_corrections(config.corrections)  # bad files fail before the long work
-    pool, checksums = load_pool(config)
-    hand = load_hand_labelled(config)
+    pool, checksums, real_messages = load_pool(config)
+    hand = load_hand_labelled(config, real_messages)
     data = pd.concat([hand, pool], ignore_index=True)
+    if "thread_id" not in data:
+        data["thread_id"] = None
+    data, mates = drop_thread_mates(data)
     data, removed = drop_duplicates(data, config.near_duplicate_cosine)
+    removed["thread_mates_of_real_gold"] = mates
     for head in HEADS:
         if head not in data:
             data[head] = np.nan
-    stats: dict[str, object] = {"removed_duplicates": removed, "source_sha256": checksums}
+    stats: dict[str, object] = {
+        "removed_duplicates": removed,
+        "source_sha256": checksums,
+        "excluded_sources": sorted(excluded_sources(config)),
+        "licences": load_licences(config.sources),
+    }
     everyone = np.ones(len(data), dtype=bool)
     stats["boredom_lfs"] = weak_labels(data, "boredom", BOREDOM_LFS, everyone)
     complaints = (data["complaint"] == 1).to_numpy()
@@ -191,11 +283,18 @@ def prepare(config: PrepareConfig) -> Path:
         "id",
         "text",
         "source",
+        "origin",
+        "thread_id",
+        "history",
         *HEADS,
+        "route",
         "frustration_level",
         "split",
         *(mask_column(h) for h in HEADS),
     ]
+    data["origin"] = (
+        data["origin"].astype(object).fillna(data["source"]) if "origin" in data else data["source"]
+    )
     data = data.reindex(columns=columns)
     data["id"] = data["id"].fillna(pd.Series([f"row-{i}" for i in range(len(data))]))
     data, applied = apply_corrections(data, corrections, config.seed)
@@ -204,6 +303,9 @@ def prepare(config: PrepareConfig) -> Path:
     data.to_parquet(config.out / "dataset.parquet", index=False)
     agreement_path = config.gold_dir / "agreement.json"
     stats["agreement"] = json.loads(agreement_path.read_text()) if agreement_path.exists() else {}
+    real_agreement = config.real_gold_dir / "agreement.json"
+    if real_agreement.exists():
+        stats["real_agreement"] = json.loads(real_agreement.read_text())
     (config.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     write_card(data, stats, config.out / "DATASET_CARD.md")
     return config.out

@@ -10,7 +10,7 @@ from pathlib import Path
 from serving.errors import UserError
 from serving.files import read_toml, sha256_file
 
-__all__ = ["SourceFile", "load_sources", "resolve"]
+__all__ = ["SourceFile", "load_licences", "load_sources", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ def load_sources(manifest: Path) -> dict[str, list[SourceFile]]:
         name: [SourceFile(name, f["path"], f["url"], f["sha256"]) for f in entry["files"]]
         for name, entry in spec["sources"].items()
     }
+
+
+def load_licences(manifest: Path) -> dict[str, str]:
+    """The licence of every source, keyed by source name."""
+    spec = read_toml(manifest, "source manifest")
+    return {name: str(entry.get("licence", "unknown")) for name, entry in spec["sources"].items()}
 
 
 def _download(url: str, target: Path) -> None:

@@ -18,16 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tokenizers import Tokenizer
 from tqdm import tqdm
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
+from serving.text import encode as encode_texts
+from serving.text import load_tokenizer
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, load_config, to_toml
 from training.model import MultiTaskModel
-from training.prepare import HAND_SOURCES
+from training.prepare import CALIBRATION_GROUPS, HAND_SOURCES
 
 __all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
 
@@ -60,11 +63,27 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train.reset_index(drop=True), data[data["split"] == "dev"].reset_index(drop=True)
 
 
-def targets(frame: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft labels and label masks, each (n_rows, len(HEADS)); NaN labels become 0 but masked."""
-    labels = np.array(frame[list(HEADS)], dtype=np.float32)
+#: The graded frustration target (LABELLING.md): a polite problem report ranks above a plain
+#: question and below a mildly frustrated message, which ranks below a strong one.
+GRADED_FRUSTRATION = {"polite_complaint": 0.25, "mild": 0.8, "strong": 1.0}
+
+
+def targets(frame: pd.DataFrame, graded: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft labels and label masks, each (n_rows, len(HEADS)); NaN labels become 0 but masked.
+
+    With `graded`, frustration targets follow GRADED_FRUSTRATION where a row's level (and, for
+    the polite problem report, its complaint label) is known.
+    """
+    labels = np.nan_to_num(np.array(frame[list(HEADS)], dtype=np.float32))
     masks = np.array(frame[[mask_column(h) for h in HEADS]], dtype=np.float32)
-    return torch.from_numpy(np.nan_to_num(labels)), torch.from_numpy(masks)
+    if graded:
+        j = HEADS.index("frustration")
+        level = frame["frustration_level"].to_numpy(dtype=object)
+        polite = (level == "none") & (frame["complaint"].to_numpy(dtype=float) == 1)
+        labels[polite, j] = GRADED_FRUSTRATION["polite_complaint"]
+        for name in ("mild", "strong"):
+            labels[(level == name) & (labels[:, j] >= 0.5), j] = GRADED_FRUSTRATION[name]
+    return torch.from_numpy(labels), torch.from_numpy(masks)
 
 
 def positive_weights(labels: torch.Tensor, masks: torch.Tensor, cap: float) -> torch.Tensor:
@@ -96,24 +115,30 @@ def batches(n: int, size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]
         yield order[start : start + size]
 
 
-def encode(
-    tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int
-) -> dict[str, torch.Tensor]:
-    batch = tokenizer(
-        texts,
-        truncation=True,
-        max_length=max_length,
-        padding=True,
-        return_tensors="pt",
-        return_token_type_ids=False,
-    )
-    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+def encode(tokenizer: Tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """The serving path's inputs (normalised, head + tail truncated, tone) as torch tensors."""
+    encoded = encode_texts(tokenizer, texts, max_length)
+    return {
+        "input_ids": torch.from_numpy(encoded.input_ids),
+        "attention_mask": torch.from_numpy(encoded.attention_mask),
+        "tone": torch.from_numpy(encoded.tone),
+    }
+
+
+def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]:
+    """Shuffled batches of similar-length texts: the order is random, but each batch draws from
+    a window of neighbours by length, so little compute is spent on padding."""
+    rng = np.random.default_rng(seed)
+    noisy = np.asarray(lengths, dtype=float) * rng.uniform(0.8, 1.25, len(lengths))
+    order = np.argsort(noisy, kind="stable")
+    chunks = [order[start : start + size] for start in range(0, len(order), size)]
+    return [chunks[i] for i in rng.permutation(len(chunks))]
 
 
 @torch.no_grad()
 def predict_logits(
     model: MultiTaskModel,
-    tokenizer: PreTrainedTokenizerBase,
+    tokenizer: Tokenizer,
     texts: list[str],
     max_length: int,
     batch_size: int,
@@ -131,7 +156,7 @@ def predict_logits(
 
 def predict_dev(
     model: MultiTaskModel,
-    tokenizer: PreTrainedTokenizerBase,
+    tokenizer: Tokenizer,
     dev_rows: pd.DataFrame,
     config: TrainConfig,
     desc: str,
@@ -149,12 +174,19 @@ def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
     return report
 
 
+def calibration_rows(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """Dev rows to calibrate on: the first of CALIBRATION_GROUPS present (real text first)."""
+    for sources in CALIBRATION_GROUPS:
+        rows = frame["source"].isin(sources).to_numpy()
+        if rows.any():
+            return rows, " + ".join(sources)
+    return np.ones(len(frame), dtype=bool), "all dev rows"
+
+
 def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
-    """Temperatures, thresholds and frustration cut-offs on the gold dev rows (in-domain)."""
-    gold = (frame["source"] == "gold").to_numpy()
-    if not gold.any():
-        gold = np.ones(len(frame), dtype=bool)
-    result: dict[str, object] = {"fitted_on": f"{int(gold.sum())} dev rows (gold if present)"}
+    """Temperatures, thresholds and frustration cut-offs on in-domain dev rows (real text first)."""
+    gold, group = calibration_rows(frame)
+    result: dict[str, object] = {"fitted_on": f"{int(gold.sum())} dev rows of {group}"}
     temperatures, thresholds, ece = {}, {}, {}
     for j, head in enumerate(HEADS):
         rows = gold & (frame[mask_column(head)].to_numpy() == 1)
@@ -189,7 +221,7 @@ def recalibrate(run_dir: Path) -> Path:
     config = load_config(run_dir / "config.toml")
     if not (run_dir / "best.pt").is_file():
         raise UserError(f"{run_dir} has no best.pt to calibrate")
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    tokenizer = load_tokenizer(run_dir / "tokenizer" / "tokenizer.json")
     model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
     model.load_state_dict(torch.load(run_dir / "best.pt"))
     _, dev_rows = load_splits(config)
@@ -207,14 +239,15 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.toml").write_text(to_toml(config))
     train_rows, dev_rows = load_splits(config)
-    tokenizer = AutoTokenizer.from_pretrained(encoder)
-    tokenizer.save_pretrained(run_dir / "tokenizer")
-    labels, masks = targets(train_rows)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(run_dir / "tokenizer")
+    tokenizer = load_tokenizer(run_dir / "tokenizer" / "tokenizer.json")
+    labels, masks = targets(train_rows, bool(config.graded_frustration))
     row_weights = torch.from_numpy(
         np.where(train_rows["source"].isin(HAND_SOURCES), config.hand_weight, 1.0).astype("f4")
     )
     pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
     texts = train_rows["text"].tolist()
+    lengths = [len(t) for t in texts]
 
     model = MultiTaskModel.from_encoder(encoder, config.dropout)
     optimizer = torch.optim.AdamW(
@@ -226,7 +259,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     steps = config.epochs * math.ceil(len(train_rows) / config.batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, object]] = []
     start_epoch, best, stale = 0, -math.inf, 0
     if resume and (run_dir / "checkpoint.pt").is_file():
         state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
@@ -248,7 +281,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             break
         model.train()
         progress = tqdm(
-            list(batches(len(texts), config.batch_size, True, config.seed + epoch)),
+            length_batches(lengths, config.batch_size, config.seed + epoch),
             desc=f"epoch {epoch + 1}/{config.epochs}",
             unit="batch",
         )
@@ -262,16 +295,20 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             optimizer.zero_grad(set_to_none=True)
             progress.set_postfix(loss=f"{loss.item():.3f}")
         dev_logits = predict_dev(model, tokenizer, dev_rows, config, "dev")
-        per_head = auroc_by_head(dev_rows, sigmoid(dev_logits))
-        report = {
+        picked, picked_group = calibration_rows(dev_rows)
+        per_head = auroc_by_head(dev_rows[picked], sigmoid(dev_logits[picked]))
+        mean = float(np.nanmean(list(per_head.values())))
+        report: dict[str, object] = {
             "epoch": epoch + 1,
+            "judged_on": picked_group,
             **per_head,
-            "mean": float(np.nanmean(list(per_head.values()))),
+            "mean": mean,
+            "all_dev": auroc_by_head(dev_rows, sigmoid(dev_logits)),
         }
         history.append(report)
         tqdm.write(json.dumps(report))
-        if report["mean"] > best:
-            best, stale = report["mean"], 0
+        if mean > best:
+            best, stale = mean, 0
             torch.save(model.state_dict(), run_dir / "best.pt")
             best_logits = dev_logits
         else:

@@ -20,6 +20,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.text import TONE_FEATURES
 
 __all__ = ["flops_per_message", "inputs", "measure"]
 
@@ -87,9 +88,14 @@ def onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda ids, mask: session.run(
-        [OUTPUT_NAME], dict(zip(INPUT_NAMES, (ids, mask), strict=True))
-    )
+    names = [i.name for i in session.get_inputs()]
+
+    def call(ids: np.ndarray, mask: np.ndarray) -> object:
+        tone = np.zeros((len(ids), len(TONE_FEATURES)), dtype=np.float32)
+        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone), strict=True))
+        return session.run([OUTPUT_NAME], {n: feeds[n] for n in names})
+
+    return call
 
 
 def torch_runner(run: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], object] | None:
@@ -109,7 +115,8 @@ def torch_runner(run: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], 
 
     def call(ids: np.ndarray, mask: np.ndarray) -> object:
         with torch.no_grad():
-            return model(torch.from_numpy(ids), torch.from_numpy(mask))
+            tone = torch.zeros((len(ids), len(TONE_FEATURES)))
+            return model(torch.from_numpy(ids), torch.from_numpy(mask), tone)
 
     return call
 

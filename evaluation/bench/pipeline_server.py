@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from serving.contract import HEADS
+from serving.text import TONE_FEATURES
 
 __all__ = ["create_app", "save_hf_model"]
 
@@ -75,7 +76,8 @@ def create_app(run: Path, threads: int, folder: Path) -> Any:
         with torch.inference_mode():
             hidden = extractor(texts, return_tensors=True, tokenize_kwargs=tokenize)
             pooled = torch.stack([h[0].mean(0) for h in hidden])  # no padding: a plain mean
-            probs = torch.sigmoid(head(pooled) / temperatures).tolist()
+            tone = torch.zeros((len(pooled), len(TONE_FEATURES)))  # a plain pipeline has none
+            probs = torch.sigmoid(head(torch.cat([pooled, tone], -1)) / temperatures).tolist()
         return {
             "results": [
                 {

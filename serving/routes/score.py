@@ -20,7 +20,7 @@ def check_limits(body: ScoreRequest, settings: Settings) -> None:
     over_limit(len(body.messages), settings.max_messages, "messages")
     for i, message in enumerate(body.messages):
         over_limit(len(message.history), settings.max_history, "turns", f"messages.{i}.history")
-        for j, text in enumerate([*message.history, message.text]):
+        for j, text in enumerate([*message.turn_texts(), message.text]):
             where = f"history.{j}" if j < len(message.history) else "text"
             over_limit(len(text), settings.max_chars, "characters", f"messages.{i}.{where}")
 
@@ -35,15 +35,16 @@ def check_limits(body: ScoreRequest, settings: Settings) -> None:
 async def score(
     body: ScoreRequest, request: Request, runtime: RuntimeDep, caller: ScoreCaller
 ) -> dict[str, Any]:
-    """Scores, labels, route, phrasing and uncertain heads for each message, in order. History
-    turns are scored in the same batch and summarised in `thread`."""
+    """Scores, labels, route, phrasing and uncertain heads for each message, in order. The
+    customer's history turns are scored in the same batch and summarised in `thread`; agent
+    turns are context and are not scored."""
     check_limits(body, runtime.settings)
-    texts = [text for m in body.messages for text in (*m.history, m.text)]
+    texts = [text for m in body.messages for text in (*m.customer_history(), m.text)]
     assert runtime.batcher is not None
     scores, state = await runtime.batcher.submit(texts)
     results, offset = [], 0
     for message in body.messages:
-        turns = scores[offset : offset + len(message.history) + 1]
+        turns = scores[offset : offset + len(message.customer_history()) + 1]
         offset += len(turns)
         message_id = None if message.id is None else str(message.id)
         results.append(state.decider.result(message_id, message.text, turns[-1], turns[:-1]))
