@@ -55,3 +55,24 @@ def test_long_messages_keep_their_head_and_tail(tiny_encoder: Path) -> None:
     vocab = tokenizer.get_vocab()
     assert ids[1] == vocab["hello"] and ids[-2] == vocab["refund"]  # first and last words kept
     assert encoded.attention_mask[1].sum() == 3  # [CLS] ok [SEP], padded
+
+
+def test_ablations_switch_each_part_off_and_restore_it(tiny_release: Path) -> None:
+    import pandas as pd
+
+    from evaluation.ablations import VARIANTS, measure
+    from serving import text as text_path
+    from serving.contract import HEADS, mask_column
+    from serving.scorer import Scorer
+
+    rows = pd.DataFrame(
+        {
+            "text": ["ANGRY angry refund", "ok", "please help", "angry late parcel"] * 2,
+            **{h: [1.0, 0.0, 0.0, 1.0] * 2 for h in HEADS},
+            **{mask_column(h): [1.0] * 8 for h in HEADS},
+        }
+    )
+    before = (text_path.tone, text_path.TAIL_SHARE, text_path.normalise)
+    figures = measure(Scorer.load(tiny_release, threads=1), rows)
+    assert list(figures) == list(VARIANTS) and set(figures["tone zeroed"]) == set(HEADS)
+    assert (text_path.tone, text_path.TAIL_SHARE, text_path.normalise) == before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pandas as pd
 
 from serving.contract import HEADS, SPLITS, mask_column
 
-__all__ = ["length_auroc", "lf_summary_lines", "model_card", "write_card"]
+__all__ = ["length_auroc", "lf_summary_lines", "table", "write_card"]
 
 
 def length_auroc(texts: pd.Series, labels: pd.Series) -> float:
@@ -27,7 +26,7 @@ def length_auroc(texts: pd.Series, labels: pd.Series) -> float:
     return float(roc_auc_score(y, texts.str.len().to_numpy()))
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     def fmt(value: Any) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -45,7 +44,7 @@ def _head_counts(data: pd.DataFrame) -> list[str]:
             hard = part[head].to_numpy(dtype=float) >= 0.5
             by_source = ", ".join(f"{s} {n}" for s, n in part["source"].value_counts().items())
             rows.append([head, split, len(part), int(hard.sum()), int((~hard).sum()), by_source])
-    return _table(["head", "split", "labelled", "positive (>=0.5)", "negative", "by source"], rows)
+    return table(["head", "split", "labelled", "positive (>=0.5)", "negative", "by source"], rows)
 
 
 def _shortcuts(data: pd.DataFrame) -> list[str]:
@@ -62,12 +61,12 @@ def _shortcuts(data: pd.DataFrame) -> list[str]:
                 length_auroc(labelled["text"], labelled[head]),
             ]
         )
-    return _table(
+    return table(
         ["head", "real-text gold test", "project-written gold test", "all test rows"], rows
     )
 
 
-def _lf_table(summary: dict[str, Any]) -> list[str]:
+def _lftable(summary: dict[str, Any]) -> list[str]:
     rows = [
         [
             f["name"],
@@ -81,7 +80,7 @@ def _lf_table(summary: dict[str, Any]) -> list[str]:
         ]
         for f in summary["functions"]
     ]
-    lines = _table(
+    lines = table(
         [
             "function",
             "votes",
@@ -113,7 +112,7 @@ def _licences(stats: dict[str, Any]) -> list[str]:
         "evaluation; `prepare --exclude-licence NC` builds a dataset without it. "
         f"Left out in this build: {excluded}.",
         "",
-        *_table(["source", "licence"], rows),
+        *table(["source", "licence"], rows),
     ]
 
 
@@ -147,7 +146,7 @@ def _agreement(agreement: dict[str, Any]) -> list[str]:
         f"gold messages; {agreement['disagreements']} disagreed on at least one label and were "
         f"adjudicated ({agreement['changed_by_adjudication']} changed the first-pass label).",
         "",
-        *_table(["label", "n", "Cohen's kappa", "raw agreement"], rows),
+        *table(["label", "n", "Cohen's kappa", "raw agreement"], rows),
     ]
 
 
@@ -174,10 +173,10 @@ def lf_summary_lines(stats: dict[str, Any]) -> list[str]:
     return [
         "## Weak supervision: boredom",
         "",
-        *_lf_table(stats["boredom_lfs"]),
+        *_lftable(stats["boredom_lfs"]),
         "## Weak supervision: legitimacy (complaints only)",
         "",
-        *_lf_table(stats["legitimacy_lfs"]),
+        *_lftable(stats["legitimacy_lfs"]),
     ]
 
 
@@ -198,13 +197,13 @@ def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
         "",
         "## Rows per source and split",
         "",
-        *_table(["source", *sources.columns], [[s, *map(int, r)] for s, r in sources.iterrows()]),
+        *table(["source", *sources.columns], [[s, *map(int, r)] for s, r in sources.iterrows()]),
         "## Labels per head and split",
         "",
         *_head_counts(data),
         "## Frustration level",
         "",
-        *_table(["level", *levels.columns], [[s, *map(int, r)] for s, r in levels.iterrows()]),
+        *table(["level", *levels.columns], [[s, *map(int, r)] for s, r in levels.iterrows()]),
         "## Length-only baseline (AUROC of character count)",
         "",
         "What message length alone achieves on the test split; below 0.5 means short messages "
@@ -226,105 +225,6 @@ def write_card(data: pd.DataFrame, stats: dict[str, Any], path: Path) -> None:
         *lf_summary_lines(stats),
         "## Source files (sha256)",
         "",
-        *_table(["file", "sha256"], [[k, v] for k, v in stats["source_sha256"].items()]),
+        *table(["file", "sha256"], [[k, v] for k, v in stats["source_sha256"].items()]),
     ]
     path.write_text("\n".join(lines) + "\n")
-
-
-def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
-    """MODEL_CARD.md for a release folder: data, metrics per head and split, calibration, limits."""
-    metrics = manifest["metrics"]
-    training = json.loads((run_dir / "metrics.json").read_text())
-    test_rows = [
-        [
-            group,
-            head,
-            m["n"],
-            m["positives"],
-            m["auroc"],
-            m["f1"],
-            m["f1_group_dev_threshold"],
-            m["ece"],
-        ]
-        for group, heads in metrics["test"].items()
-        for head, m in heads.items()
-    ]
-    dev = metrics["dev"]
-    parity_rows = [
-        [
-            h,
-            dev["torch_fp32_auroc"][h],
-            dev["onnx_int8_auroc"][h],
-            dev["torch_fp32_auroc"][h] - dev["onnx_int8_auroc"][h],
-        ]
-        for h in HEADS
-    ]
-    calibration_rows = [
-        [h, manifest["calibration"]["temperature"][h], manifest["thresholds"][h], dev["dev_ece"][h]]
-        for h in HEADS
-    ]
-    lines = [
-        f"# Model card: {manifest['name']} {manifest['version']}",
-        "",
-        "all-MiniLM-L6-v2 (Apache-2.0) fine-tuned with one logit per head (frustration, boredom, "
-        "complaint, legitimacy), exported to ONNX and quantised to int8 (dynamic). Scores are "
-        "calibrated probabilities: sigmoid(logit / T) with one temperature per head fitted on the "
-        "gold dev split.",
-        "",
-        f"Training run: `{run_dir}`; data: `{manifest['training_data']['path']}` (sha256 "
-        f"`{manifest['training_data']['sha256'][:16]}...`), built by `helpdesk-scorer prepare` "
-        "from the public sources in `data/sources.toml` and the project's gold and hand-written "
-        "messages. Max sequence length "
-        f"{manifest['max_length']} tokens; longer messages are truncated and say so. "
-        f"Training: {training['train_rows']} rows, {len(training['history'])} epochs, "
-        f"{training['train_seconds_this_session'] / 60:.0f} minutes on this machine's 2 CPU "
-        "cores.",
-        "",
-        "## Test metrics (int8 ONNX through the serving scorer)",
-        "",
-        "Groups: `gold` is the project's hand-labelled helpdesk test split (never trained or "
-        "tuned on); `complaints` is the complaints corpus test split; `goemotions` the Reddit "
-        "test split. F1 at the release threshold (chosen on gold dev), and at the threshold "
-        "best on the same group's dev rows (what a deployment on that kind of text would "
-        "choose). ECE: 10 equal-width bins.",
-        "",
-        *_table(
-            ["group", "head", "n", "positives", "AUROC", "F1", "F1 (group dev threshold)", "ECE"],
-            test_rows,
-        ),
-        "## Calibration (fitted on gold dev)",
-        "",
-        *_table(["head", "temperature", "threshold", "dev ECE"], calibration_rows),
-        f"Frustration level cut-offs: mild >= {manifest['frustration_levels']['mild']:.3f}, "
-        f"strong >= {manifest['frustration_levels']['strong']:.3f}.",
-        "",
-        "## Export parity (dev split)",
-        "",
-        f"fp32 ONNX vs torch, max absolute probability difference: "
-        f"{dev['fp32_onnx_max_prob_diff']:.2e}.",
-        "",
-        *_table(["head", "torch fp32 AUROC", "int8 ONNX AUROC", "drop"], parity_rows),
-        "## Known limitations",
-        "",
-        "- Boredom and legitimacy have no large human-labelled public corpus. Their training "
-        "labels are weak (labelling functions + a label model over public messages) plus a few "
-        "hundred hand-written messages. The gold set that judges them was written and labelled "
-        "by the project's own developers (AI agents), like the hand-written training messages "
-        "and the gold train split: test messages share their authors' style with what the "
-        "model saw in training, so the gold figures above are likely optimistic for real "
-        "customer traffic, and the test split is small (confidence intervals of several "
-        "points). The second labelling pass (kappa in the dataset card) was also done by an AI "
-        "agent, so agreement overstates what two human annotators would reach.",
-        "- Legitimacy is judged from the text as written: the model cannot know whether a charge "
-        "really happened. It is a triage signal, never a verdict on a customer.",
-        "- English only. Frustration was learned largely from Reddit (GoEmotions); sarcasm and "
-        "very long messages (past the token limit) are weak spots. The tokenizer is uncased, so "
-        "shouting in capitals is invisible to the model.",
-        "- Seen in hand checks outside the test set: angry wording pulls legitimacy down even "
-        'when the failure is concrete ("This is ridiculous, I have been waiting three weeks for '
-        'my refund!!" scores legitimacy 0.05 with the released model), and a calm repeat '
-        'request ("Third time I am asking: where is my refund?") scores low frustration. Route '
-        "on legitimacy with a human in the loop.",
-        "",
-    ]
-    return "\n".join(lines)

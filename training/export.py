@@ -32,9 +32,9 @@ from serving.files import sha256_file
 from serving.scorer import Scorer
 from serving.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
-from training.card import model_card
 from training.config import load_config
 from training.model import MultiTaskModel
+from training.model_card import model_card
 from training.quantize import quantize
 
 __all__ = ["ParityError", "export"]
@@ -189,7 +189,10 @@ def export(
         "output": OUTPUT_NAME,
         "max_length": config.max_length,
         "quantization": "fp32",
-        "calibration": {"temperature": calibration["temperature"]},
+        "calibration": {
+            "temperature": calibration["temperature"],
+            "fitted_on": calibration["fitted_on"],
+        },
         "thresholds": calibration["thresholds"],
         "frustration_levels": calibration["frustration_levels"],
         "uncertainty_margin": 0.05,

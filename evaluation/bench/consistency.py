@@ -4,8 +4,10 @@ and prints how far the two differ and how many messages change a thresholded dec
 
     python -m evaluation.bench.consistency --model models/release
 
-Dynamic int8 quantization picks one activation scale per tensor from the whole batch, so other
-messages (and their padding) shift a message's score; fp32 should differ only by rounding.
+The released int8 model is quantized statically (activation scales fixed at export), so it
+should differ only by float rounding, like fp32; a dynamically quantized model (`export
+--quantization dynamic`) picks one activation scale per tensor from the whole batch, so other
+messages (and their padding) shift a message's score. Export runs the same function as a gate.
 A benchmark, not a test: it prints numbers and asserts nothing.
 """
 
