@@ -38,4 +38,4 @@ clean:
 .PHONY: bench
 # The benchmark (about 10 minutes): results in reports/bench, docs/benchmarks.md regenerated.
 bench: $(VENV)/.dev
-	HF_HUB_OFFLINE=1 $(BIN)/python -m evaluation.bench run --run models/runs/v2 --out reports/bench
+	HF_HUB_OFFLINE=1 $(BIN)/python -m evaluation.bench run --run models/runs/v3 --out reports/bench

@@ -1,7 +1,7 @@
 """Model-level latency: torch fp32 eager vs ONNX fp32 vs ONNX int8, batch 1 and 32, messages of
 about 16, 64 and 128 tokens, beside the physical floor (FLOPs over this machine's matmul peak).
 
-    python -m evaluation.bench.model --run models/runs/v2 --release models/release
+    python -m evaluation.bench.model --run models/runs/v3 --release models/release
 
 Times the model call alone (inputs tokenized beforehand). Prints a table and writes JSON; a
 benchmark, not a test. Rows whose inputs are missing (no run folder, no torch) are skipped.

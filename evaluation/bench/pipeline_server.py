@@ -1,7 +1,7 @@
 """The server a user would otherwise write: a plain FastAPI app around a transformers `pipeline`
 on the same fine-tuned torch model, the baseline of the server benchmark.
 
-    python -m evaluation.bench.pipeline_server --run models/runs/v2 --port 8001
+    python -m evaluation.bench.pipeline_server --run models/runs/v3 --port 8001
 
 Kept honest and typical: the fine-tuned encoder and tokenizer are saved in Hugging Face format,
 a `feature-extraction` pipeline embeds each text, the run's own mean pooling, linear head and

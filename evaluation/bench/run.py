@@ -2,7 +2,7 @@
 ladders (64-token and varied-length messages), memory and a soak; then the JSON results, the
 plot and docs/benchmarks.md.
 
-    python -m evaluation.bench run --run models/runs/v2 --out reports/bench
+    python -m evaluation.bench run --run models/runs/v3 --out reports/bench
     python -m evaluation.bench run --smoke ...   # a few seconds: checks the report is produced
     python -m evaluation.bench report reports/bench/results.json   # re-render the docs only
 """
@@ -192,7 +192,7 @@ def main() -> None:
     go.add_argument(
         "--run",
         type=Path,
-        default=Path("models/runs/v2"),
+        default=Path("models/runs/v3"),
         help="training run: torch rows, "
         "fp32 ONNX and the pipeline server (skipped when the folder is missing)",
     )
