@@ -147,6 +147,7 @@ def test_prepare_merges_an_export_and_the_card_counts_it(
             sources=project["sources"],
             gold_dir=project["gold"],
             handwritten_dir=project["root"] / "none",
+            real_gold_dir=project["root"] / "no-real-gold",
             cache=project["root"] / "cache",
             corrections=[export],
         )
