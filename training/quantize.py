@@ -10,8 +10,9 @@ of the time goes) is quantized; LayerNorm, Softmax, GELU, the residual additions
 stay fp32. The feed-forward down-projections stay fp32 too: their input (after GELU) has
 outlier activations that one fixed scale cannot cover. Measured on the v3 run's dev split:
 quantizing them as well cost 0.010 AUROC on boredom (0.045 on the real-text dev rows), past the
-0.005 gate; leaving them fp32 cost at most 0.0007 on any head. On CPUs without VNNI (like the ones this runs on),
-onnxruntime recommends uint8 activations, int8 weights and 7-bit weight range.
+0.005 gate; leaving them fp32 cost at most 0.0007 on any head. On CPUs without VNNI (like
+the ones this runs on), onnxruntime recommends uint8 activations, int8 weights and 7-bit
+weight range.
 """
 
 from __future__ import annotations
