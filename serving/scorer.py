@@ -141,6 +141,8 @@ class Scorer:
         self.manifest = manifest
         self.session = session
         self.tokenizer = tokenizer
+        #: The graph's inputs, read once: a model exported before tone features has two.
+        self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
     def load(cls, folder: Path, threads: int = 0, spin: bool = True) -> Scorer:
@@ -167,9 +169,8 @@ class Scorer:
     def _run(self, texts: Sequence[str], timings: Timings) -> tuple[np.ndarray, list[bool]]:
         started = time.perf_counter()
         encoded = encode(self.tokenizer, texts, self.manifest.max_length)
-        names = [i.name for i in self.session.get_inputs()]
         tokenized = time.perf_counter()
-        (logits,) = self.session.run([OUTPUT_NAME], encoded.inputs(names))
+        (logits,) = self.session.run([OUTPUT_NAME], encoded.inputs(self.input_names))
         timings.tokenize += tokenized - started
         timings.inference += time.perf_counter() - tokenized
         probs = 1.0 / (1.0 + np.exp(-logits / self.manifest.temperatures))

@@ -26,12 +26,10 @@ from tokenizers import Tokenizer
 from serving.contract import INPUT_NAMES
 from serving.text import encode
 
-__all__ = ["CALIBRATION_MESSAGES", "METHODS", "quantize"]
+__all__ = ["CALIBRATION_MESSAGES", "quantize"]
 
 #: Messages whose activations set the static scales (seeded sample of dev text).
 CALIBRATION_MESSAGES = 512
-#: The schemes export can write; "static" is the default (batch-independent).
-METHODS = ("static", "dynamic")
 
 
 class _Reader:

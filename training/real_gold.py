@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UserError
-from training.gold import LABEL_KEYS, agreement, jsonl_records, load_labelled
+from training.gold import LABEL_KEYS, agreement, jsonl_records, validate
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
 from training.sources import load_sources, resolve
 
@@ -133,7 +133,8 @@ def assign_thread_split(thread_id: str) -> str:
 
 
 def _labels(paths: list[Path], drawn: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
-    """Label records joined to the drawn message (text, source, thread, context), validated."""
+    """Label records joined to the drawn message (text, source, thread, context), each checked
+    against the guide's rules (`training.gold.validate`); an id twice is an error."""
     joined = {}
     for path in paths:
         for where, record in jsonl_records(path):
@@ -144,11 +145,16 @@ def _labels(paths: list[Path], drawn: dict[str, dict[str, object]]) -> dict[str,
                 raise UserError(
                     f"{where}: route must be one of {ROUTES}, got {record.get('route')!r}"
                 )
-            joined[str(record["id"])] = {
-                **message,
-                **{k: record.get(k) for k in (*LABEL_KEYS, "route")},
-                "note": record.get("note", ""),
-            }
+            if str(record["id"]) in joined:
+                raise UserError(f"{where}: duplicate id {record['id']!r}")
+            joined[str(record["id"])] = validate(
+                {
+                    **message,
+                    **{k: record.get(k) for k in (*LABEL_KEYS, "route")},
+                    "note": record.get("note", ""),
+                },
+                where,
+            )
     return joined
 
 
@@ -158,11 +164,6 @@ def _without_text(record: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in record.items() if k not in ("text", "history")}
 
 
-def _validated(records: dict[str, dict[str, object]], tmp: Path) -> dict[str, dict[str, object]]:
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values()))
-    return {str(r["id"]): r for r in load_labelled([tmp])}
-
-
 def build(root: Path = REAL_GOLD_DIR) -> dict[str, object]:
     """Write real_gold.jsonl, train.jsonl and agreement.json from the drawn batches and labels."""
     drawn = {}
@@ -170,15 +171,11 @@ def build(root: Path = REAL_GOLD_DIR) -> dict[str, object]:
         for line in path.read_text("utf-8").splitlines():
             record = json.loads(line)
             drawn[str(record["id"])] = record
-    tmp = root / ".validate.jsonl"
-    first_gold = _validated(_labels(sorted((root / "labels").glob("gold_*.jsonl")), drawn), tmp)
-    train = _validated(_labels(sorted((root / "labels").glob("train_*.jsonl")), drawn), tmp)
-    second = _validated(_labels([root / "labels" / "second_pass.jsonl"], drawn), tmp)
+    first_gold = _labels(sorted((root / "labels").glob("gold_*.jsonl")), drawn)
+    train = _labels(sorted((root / "labels").glob("train_*.jsonl")), drawn)
+    second = _labels([root / "labels" / "second_pass.jsonl"], drawn)
     adjudication_path = root / "labels" / "adjudication.jsonl"
-    adjudicated = (
-        _validated(_labels([adjudication_path], drawn), tmp) if adjudication_path.exists() else {}
-    )
-    tmp.unlink()
+    adjudicated = _labels([adjudication_path], drawn) if adjudication_path.exists() else {}
     keys = (*LABEL_KEYS, "route")
     disagreements = [i for i in second if any(first_gold[i][k] != second[i][k] for k in keys)]
     missing = [i for i in disagreements if i not in adjudicated]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
-from serving.contract import HEADS, mask_column
+from serving.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.errors import UserError
 from serving.text import encode as encode_texts
 from serving.text import load_tokenizer
@@ -109,10 +109,10 @@ def masked_loss(
     return per_head[masks.sum(0) > 0].sum()
 
 
-def batches(n: int, size: int, shuffle: bool, seed: int) -> Iterator[np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+def batches(n: int, size: int) -> Iterator[np.ndarray]:
+    """Row indices 0..n-1 in consecutive chunks of `size` (training uses length_batches)."""
     for start in range(0, n, size):
-        yield order[start : start + size]
+        yield np.arange(start, min(start + size, n))
 
 
 def encode(tokenizer: Tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
@@ -148,7 +148,7 @@ def predict_logits(
     model.eval()
     order = np.argsort([len(t) for t in texts])
     out = np.zeros((len(texts), len(HEADS)), dtype=np.float32)
-    for idx in tqdm(list(batches(len(texts), batch_size, False, 0)), desc=desc, leave=False):
+    for idx in tqdm(list(batches(len(texts), batch_size)), desc=desc, leave=False):
         rows = order[idx]
         out[rows] = model(**encode(tokenizer, [texts[i] for i in rows], max_length)).numpy()
     return out
@@ -221,7 +221,7 @@ def recalibrate(run_dir: Path) -> Path:
     config = load_config(run_dir / "config.toml")
     if not (run_dir / "best.pt").is_file():
         raise UserError(f"{run_dir} has no best.pt to calibrate")
-    tokenizer = load_tokenizer(run_dir / "tokenizer" / "tokenizer.json")
+    tokenizer = load_tokenizer(run_dir / "tokenizer" / TOKENIZER_FILE)
     model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
     model.load_state_dict(torch.load(run_dir / "best.pt"))
     _, dev_rows = load_splits(config)
@@ -240,7 +240,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     (run_dir / "config.toml").write_text(to_toml(config))
     train_rows, dev_rows = load_splits(config)
     AutoTokenizer.from_pretrained(encoder).save_pretrained(run_dir / "tokenizer")
-    tokenizer = load_tokenizer(run_dir / "tokenizer" / "tokenizer.json")
+    tokenizer = load_tokenizer(run_dir / "tokenizer" / TOKENIZER_FILE)
     labels, masks = targets(train_rows, bool(config.graded_frustration))
     row_weights = torch.from_numpy(
         np.where(train_rows["source"].isin(HAND_SOURCES), config.hand_weight, 1.0).astype("f4")
