@@ -4,7 +4,8 @@ about 16, 64 and 128 tokens, beside the physical floor (FLOPs over this machine'
     python -m evaluation.bench.model --run models/runs/v3 --release models/release
 
 Times the model call alone (inputs tokenized beforehand). Prints a table and writes JSON; a
-benchmark, not a test. Rows whose inputs are missing (no run folder, no torch) are skipped.
+benchmark, not a test. Without a run folder the torch row times the shipped encoder with a
+head of the same shape (same cost) and the fp32 ONNX row is skipped; without torch, both are.
 """
 
 from __future__ import annotations
@@ -98,27 +99,28 @@ def onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], 
     return call
 
 
-def torch_runner(run: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], object] | None:
+def torch_runner(
+    run: Path | None, release: Path, threads: int
+) -> tuple[Callable[[np.ndarray, np.ndarray], object], str] | None:
+    """The torch model's call and what it is (see `evaluation.bench.torch_model`); None
+    without the train extra."""
     try:
         import torch
 
-        from training.config import load_config
-        from training.model import MultiTaskModel
-        from training.train import default_encoder
+        from evaluation.bench.torch_model import load_torch_model
+
+        loaded = load_torch_model(run, release)
     except ModuleNotFoundError:
         return None
     torch.set_num_threads(threads)
-    config = load_config(run / "config.toml")
-    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), 0.0)
-    model.load_state_dict(torch.load(run / "best.pt"))
-    model.eval()
+    model = loaded.model
 
     def call(ids: np.ndarray, mask: np.ndarray) -> object:
         with torch.no_grad():
             tone = torch.zeros((len(ids), len(TONE_FEATURES)))
             return model(torch.from_numpy(ids), torch.from_numpy(mask), tone)
 
-    return call
+    return call, loaded.source
 
 
 def measure(
@@ -132,12 +134,12 @@ def measure(
     """Time every backend found at every batch size and length; print a table as it goes."""
     tokenizer = Tokenizer.from_file(str(release / TOKENIZER_FILE))
     runners: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {}
-    if run is not None:
-        torch_call = torch_runner(run, threads)
-        if torch_call is not None:
-            runners["torch fp32 eager"] = torch_call
-        if (run / "model.fp32.onnx").is_file():
-            runners["onnx fp32"] = onnx_runner(run / "model.fp32.onnx", threads)
+    torch_model = torch_runner(run, release, threads)
+    torch_source = None
+    if torch_model is not None:
+        runners["torch fp32 eager"], torch_source = torch_model
+    if run is not None and (run / "model.fp32.onnx").is_file():
+        runners["onnx fp32"] = onnx_runner(run / "model.fp32.onnx", threads)
     runners["onnx int8"] = onnx_runner(release / MODEL_FILE, threads)
     peak = matmul_peak_gflops()
     rows = []
@@ -168,7 +170,12 @@ def measure(
                     f"{row['messages_per_s']:>8} {row['floor_ms']:>8}",
                     flush=True,
                 )
-    return {"peak_gflops": round(peak, 1), "threads": threads, "rows": rows}
+    return {
+        "peak_gflops": round(peak, 1),
+        "threads": threads,
+        "torch_model": torch_source,
+        "rows": rows,
+    }
 
 
 def main() -> None:

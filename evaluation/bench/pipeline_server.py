@@ -2,18 +2,20 @@
 on the same fine-tuned torch model, the baseline of the server benchmark.
 
     python -m evaluation.bench.pipeline_server --run models/runs/v3 --port 8001
+    python -m evaluation.bench.pipeline_server --port 8001   # no run: the shipped encoder
 
 Kept honest and typical: the fine-tuned encoder and tokenizer are saved in Hugging Face format,
 a `feature-extraction` pipeline embeds each text, the run's own mean pooling, linear head and
-temperatures turn that into the four calibrated scores; a sync endpoint (FastAPI runs it in its
-thread pool), default uvicorn, one worker, torch on `--threads` threads. It accepts the same
-request body as ours so the load generator drives both alike.
+temperatures turn that into the four calibrated scores (without a run: the shipped encoder
+package and a head of the same shape, so the same cost; see `evaluation.bench.torch_model`);
+a sync endpoint (FastAPI runs it in its thread pool), default uvicorn, one worker, torch on
+`--threads` threads. It accepts the same request body as ours so the load generator drives
+both alike.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,10 +23,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from evaluation.bench.torch_model import load_torch_model
 from serving.contract import HEADS
 from serving.text import TONE_FEATURES
 
-__all__ = ["create_app", "save_hf_model"]
+__all__ = ["create_app"]
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
 
 
 class Message(BaseModel):
@@ -36,37 +46,23 @@ class ScoreRequest(BaseModel):
     messages: list[Message]
 
 
-def save_hf_model(run: Path, folder: Path) -> tuple[Any, dict[str, Any]]:
-    """Save the run's fine-tuned encoder and tokenizer in HF format; return the head (a torch
-    Linear) and the run's calibration."""
-    import torch
-
-    from training.config import load_config
-    from training.model import MultiTaskModel
-    from training.train import default_encoder
-
-    config = load_config(run / "config.toml")
-    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), 0.0)
-    model.load_state_dict(torch.load(run / "best.pt"))
-    model.encoder.save_pretrained(folder)
-    for file in (run / "tokenizer").iterdir():
-        shutil.copy(file, folder / file.name)
-    calibration = json.loads((run / "calibration.json").read_text())
-    calibration["max_length"] = config.max_length
-    return model.heads.eval(), calibration
-
-
-def create_app(run: Path, threads: int, folder: Path) -> Any:
+def create_app(run: Path | None, release: Path, threads: int, folder: Path) -> Any:
+    """The baseline app; the encoder is saved in Hugging Face format into `folder`."""
     import torch
     from fastapi import FastAPI
     from transformers import pipeline
 
     torch.set_num_threads(threads)
-    head, calibration = save_hf_model(run, folder)
+    loaded = load_torch_model(run, release)
+    loaded.model.encoder.save_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if (loaded.tokenizer_dir / name).is_file():
+            shutil.copy(loaded.tokenizer_dir / name, folder / name)
+    head = loaded.model.heads
     extractor = pipeline("feature-extraction", model=str(folder), device="cpu")
-    temperatures = torch.tensor([calibration["temperature"][h] for h in HEADS])
-    thresholds = calibration["thresholds"]
-    tokenize = {"truncation": True, "max_length": calibration["max_length"]}
+    temperatures = torch.tensor([loaded.temperature[h] for h in HEADS])
+    thresholds = loaded.thresholds
+    tokenize = {"truncation": True, "max_length": loaded.max_length}
 
     app = FastAPI(title="transformers pipeline baseline")
 
@@ -98,14 +94,17 @@ def create_app(run: Path, threads: int, folder: Path) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="training run folder")
+    parser.add_argument("--run", type=Path, default=None, help="training run folder")
+    parser.add_argument(
+        "--release", type=Path, default=Path("models/release"), help="calibration without a run"
+    )
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     import uvicorn
 
     with tempfile.TemporaryDirectory(prefix="pipeline-model-") as folder:
-        app = create_app(args.run, args.threads, Path(folder))
+        app = create_app(args.run, args.release, args.threads, Path(folder))
         uvicorn.run(app, host="127.0.0.1", port=args.port)
 
 

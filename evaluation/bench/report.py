@@ -20,15 +20,17 @@ METHOD = """## Method
 - **Ladder**: each rate runs a short warm-up, then the measured seconds; a ladder stops after a
   step with errors or p99 over 1 s. "Best rate" is the highest offered rate with p99 < 50 ms
   and zero errors. Requests carry one message of about 64 tokens (varied helpdesk sentences),
-  then a second ladder mixes 8 to 128 tokens. The served model truncates at its `max_length`
-  (64), so 128-token messages cost what 64-token ones do.
+  then one of about 128 tokens (the released model's `max_length`: the cost of the longer
+  context), then a third ladder mixes 8 to 128 tokens.
 - **Ours**: `helpdesk-scorer serve` on the released int8 model, default settings except
   `HELPDESK_THREADS`; the timing split (queue wait per request; tokenize and inference per
   batch; mean batch size) is the difference of two `/metrics` snapshots around the step.
 - **Pipeline baseline** (`evaluation/bench/pipeline_server.py`): what a user would otherwise
-  write: FastAPI + a transformers `feature-extraction` pipeline on the same fine-tuned weights
-  (fp32 torch, mean pooling and the run's head and temperatures: its scores match the fp32
-  ONNX export to 1e-6), a sync endpoint, default uvicorn, one worker, the same thread count.
+  write: FastAPI + a transformers `feature-extraction` pipeline (fp32 torch, mean pooling, a
+  linear head and temperatures), a sync endpoint, default uvicorn, one worker, the same thread
+  count. With `--run` it carries that run's fine-tuned weights; without one (a fresh clone),
+  the shipped all-MiniLM-L6-v2 encoder package and a seeded head of the same shape: the same
+  tensors' shapes, so the same cost, but not the same scores. "Torch model" below says which.
 - **Memory**: VmRSS of the server process at idle, its peak sampled every 0.25 s under each
   step, and over the soak; server CPU ms per request is user+system time of the server process
   over the step divided by the requests sent.
@@ -85,13 +87,14 @@ def targets(results: Result) -> list[tuple[str, str, bool | None]]:
     sustained = _sustained(steps)
     int8 = _model_p50(results, "onnx int8", 64)
     soak = results.get("soak", {})
-    peaks = [s.get("rss_peak_mb", 0) for s in [*steps, *ours.get("varied", [])]]
+    ladders = [*steps, *ours.get("long", []), *ours.get("varied", [])]
+    peaks = [s.get("rss_peak_mb", 0) for s in ladders]
     peak = max([*peaks, soak.get("rss_peak_mb", 0)], default=None)
     rows: list[tuple[str, str, bool | None]] = [
         (
-            "model alone, int8, 64 tokens, batch 1: p50 <= 5 ms",
+            "model alone, int8, 64 tokens, batch 1: p50 <= 4 ms",
             f"{int8} ms" if int8 is not None else "not measured",
-            None if int8 is None else int8 <= 5,
+            None if int8 is None else int8 <= 4,
         ),
     ]
     if at50 is not None:
@@ -134,12 +137,29 @@ def targets(results: Result) -> list[tuple[str, str, bool | None]]:
         )
     rows.append(
         (
+            ">= 250 single-message req/s (64 tokens) with p99 <= 50 ms, zero errors",
+            f"{best}/s" if best is not None else "no step met p99 < 50 ms",
+            None if not steps else (best or 0) >= 250,
+        )
+    )
+    rows.append(
+        (
             ">= 5x the pipeline server's rate at the same p99 (< 50 ms, zero errors)",
             f"ours {best}/s vs pipeline {baseline}/s"
             + (f" = {best / baseline:.1f}x" if best and baseline else ""),
             None if baseline is None or not steps else (best or 0) >= 5 * baseline,
         )
     )
+    long_best = ours.get("best_rate_p99_50ms_128")
+    long_baseline = servers.get("pipeline", {}).get("best_rate_p99_50ms_128")
+    if ours.get("long"):
+        rows.append(
+            (
+                "128-token messages (measured, no target): best rate at p99 < 50 ms",
+                f"ours {long_best}/s vs pipeline {long_baseline}/s",
+                None,
+            )
+        )
     rows.append(
         (
             "<= 400 MB resident per worker (idle, under load, soak)",
@@ -329,7 +349,8 @@ def render(results: Result, docs: Path) -> None:
         "## Model alone",
         "",
         f"Inputs tokenized beforehand; {model.get('threads')} threads; fp32 matmul peak "
-        f"{model.get('peak_gflops')} GFLOP/s; the floor is FLOPs per batch over that peak.",
+        f"{model.get('peak_gflops')} GFLOP/s; the floor is FLOPs per batch over that peak. "
+        f"Torch model: {model.get('torch_model') or 'not measured'}.",
         "",
         "| model | batch | tokens | p50 ms | p99 ms | messages/s | floor ms |",
         "|---|---|---|---|---|---|---|",
@@ -353,9 +374,12 @@ def render(results: Result, docs: Path) -> None:
             f"### {name}",
             "",
             f"Idle RSS {server['idle_rss_mb']} MB; highest rate with p99 < 50 ms and zero errors: "
-            f"{server['best_rate_p99_50ms']}/s.",
+            f"{server['best_rate_p99_50ms']}/s at 64 tokens, "
+            f"{server.get('best_rate_p99_50ms_128')}/s at 128 tokens.",
             "",
             *_server_table("64 tokens", server["steps"]),
+            "",
+            *_server_table("128 tokens", server.get("long", [])),
             "",
             *_server_table("8-128 tokens", server["varied"]),
             "",

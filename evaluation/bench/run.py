@@ -1,8 +1,9 @@
 """One command for the whole benchmark: model level, the generator's own floor, both server
-ladders (64-token and varied-length messages), memory and a soak; then the JSON results, the
-plot and docs/benchmarks.md.
+ladders (64-token, 128-token and varied-length messages), memory and a soak; then the JSON
+results, the plot and docs/benchmarks.md.
 
-    python -m evaluation.bench run --run models/runs/v3 --out reports/bench
+    python -m evaluation.bench run --out reports/bench   # a fresh clone: no training run needed
+    python -m evaluation.bench run --run models/runs/v3 --out reports/bench   # fine-tuned torch
     python -m evaluation.bench run --smoke ...   # a few seconds: checks the report is produced
     python -m evaluation.bench report reports/bench/results.json   # re-render the docs only
 """
@@ -51,6 +52,8 @@ class Plan:
     warm: float = 2.0
     ours_rates: tuple[float, ...] = (10, 25, 50, 100, 150, 200, 250, 300, 400)
     pipeline_rates: tuple[float, ...] = (5, 10, 25, 35, 50, 75, 100)
+    long_rates: tuple[float, ...] = (10, 25, 50, 75, 100, 150)
+    pipeline_long_rates: tuple[float, ...] = (5, 10, 25, 35, 50)
     varied_rates: tuple[float, ...] = (25, 50, 100)
     floor_rates: tuple[float, ...] = (200, 500)
     soak_seconds: float = 120.0
@@ -66,6 +69,8 @@ class Plan:
             warm=0.2,
             ours_rates=(5, 10),
             pipeline_rates=(5,),
+            long_rates=(5,),
+            pipeline_long_rates=(5,),
             varied_rates=(5,),
             floor_rates=(20,),
             soak_seconds=2.0,
@@ -118,18 +123,28 @@ def _ours(release: Path, threads: int, env: list[str]) -> tuple[list[str], int, 
     return [*command, "--port", str(port)], port, settings
 
 
-def _pipeline(run: Path, threads: int) -> tuple[list[str], int, dict[str, str]]:
+def _pipeline(
+    run: Path | None, release: Path, threads: int
+) -> tuple[list[str], int, dict[str, str]]:
     port = free_port()
-    command = [sys.executable, "-m", "evaluation.bench.pipeline_server", "--run", str(run)]
+    command = [sys.executable, "-m", "evaluation.bench.pipeline_server", "--release", str(release)]
+    if run is not None:
+        command += ["--run", str(run)]
     return [*command, "--port", str(port), "--threads", str(threads)], port, {}
 
 
 def _sweep(
-    server: Server, plan: Plan, rates: tuple[float, ...], tokenizer: Tokenizer
+    server: Server,
+    plan: Plan,
+    rates: tuple[float, ...],
+    long_rates: tuple[float, ...],
+    tokenizer: Tokenizer,
 ) -> dict[str, object]:
     idle = rss_mb(server.pid)
     print(f"{server.name}: 64-token messages", file=sys.stderr)
     steps = ladder(server, bodies(tokenizer, [64]), rates, plan.seconds, plan.warm)
+    print(f"{server.name}: 128-token messages", file=sys.stderr)
+    long = ladder(server, bodies(tokenizer, [128], seed=2), long_rates, plan.seconds, plan.warm)
     print(f"{server.name}: varied lengths (8 to 128 tokens)", file=sys.stderr)
     varied_payloads = bodies(tokenizer, [8, 16, 32, 64, 128], seed=1)
     varied = ladder(server, varied_payloads, plan.varied_rates, plan.seconds, plan.warm)
@@ -137,6 +152,8 @@ def _sweep(
         "idle_rss_mb": round(idle, 1),
         "steps": steps,
         "best_rate_p99_50ms": best_rate(steps),
+        "long": long,
+        "best_rate_p99_50ms_128": best_rate(long),
         "varied": varied,
     }
 
@@ -152,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "machine": host,
         "plan": plan.__dict__,
     }
-    run_dir = args.run if args.run is not None and args.run.is_dir() else None
+    run_dir: Path | None = args.run
     print("model level", file=sys.stderr)
     results["model"] = model_bench.measure(
         args.release, run_dir, args.threads, plan.model_repeats, plan.lengths, plan.batches
@@ -164,17 +181,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         results["generator_floor"] = [
             asyncio.run(run_step(health, rate, plan.seconds)).as_dict() for rate in plan.floor_rates
         ]
-        servers["ours"] = _sweep(server, plan, plan.ours_rates, tokenizer)
+        servers["ours"] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
     has_torch = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
-    if run_dir is None or not has_torch:
+    if not has_torch:
         print(
-            "pipeline server and torch rows skipped: they need a training run folder (--run) "
-            "and pip install 'helpdesk-scorer[train]'",
+            "pipeline server and torch rows skipped: pip install 'helpdesk-scorer[train]'",
             file=sys.stderr,
         )
     else:
-        with serve("pipeline", *_pipeline(run_dir, args.threads)) as server:
-            servers["pipeline"] = _sweep(server, plan, plan.pipeline_rates, tokenizer)
+        with serve("pipeline", *_pipeline(run_dir, args.release, args.threads)) as server:
+            servers["pipeline"] = _sweep(
+                server, plan, plan.pipeline_rates, plan.pipeline_long_rates, tokenizer
+            )
     results["servers"] = servers
     print(f"soak: {plan.soak_seconds:.0f} s at {plan.soak_rate:.0f} req/s", file=sys.stderr)
     with serve("ours", *_ours(args.release, args.threads, args.server_env)) as server:
@@ -192,9 +210,9 @@ def main() -> None:
     go.add_argument(
         "--run",
         type=Path,
-        default=Path("models/runs/v3"),
-        help="training run: torch rows, "
-        "fp32 ONNX and the pipeline server (skipped when the folder is missing)",
+        default=None,
+        help="training run: fine-tuned weights for the torch rows and the pipeline server, and "
+        "its fp32 ONNX row (default: none; the shipped encoder with a same-shape head is timed)",
     )
     go.add_argument("--out", type=Path, default=Path("reports/bench"))
     go.add_argument(
@@ -220,6 +238,8 @@ def main() -> None:
         return
     if not args.release.is_dir():
         parser.error(f"release folder {args.release} does not exist")
+    if args.run is not None and not (args.run / "best.pt").is_file():
+        parser.error(f"{args.run} is not a finished training run (no best.pt)")
     if any("=" not in e for e in args.server_env):
         parser.error("--server-env takes HELPDESK_X=VALUE")
     docs = args.docs or (args.out / "benchmarks.md" if args.smoke else DOCS)

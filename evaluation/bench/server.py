@@ -103,6 +103,7 @@ def bodies(
     """Single-message request bodies whose text is about one of `lengths` tokens long, built
     from varied helpdesk sentences (cut at a word boundary once the token count is reached)."""
     tokenizer.no_truncation()
+    tokenizer.no_padding()  # a release tokenizer may pad to its max_length
     rng = random.Random(seed)
     out = []
     for i in range(count):

@@ -1,0 +1,68 @@
+"""The torch model the benchmark's torch rows and pipeline baseline run: a finished training run
+when one is given, else the shipped encoder package with a head of the same shape.
+
+Without a run the weights are not the fine-tuned ones, but every tensor has the shape of the
+released model's (the same MiniLM-L6 encoder, a Linear(384 + tone, heads) head), so each call
+costs what the fine-tuned model's would: fair for timing, meaningless for scores. The report
+says which one was measured.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serving.contract import MANIFEST_FILE
+
+__all__ = ["TorchModel", "load_torch_model"]
+
+
+@dataclass(frozen=True)
+class TorchModel:
+    """The model (`training.model.MultiTaskModel`, eval mode), where its tokenizer files are,
+    its calibration (temperature, thresholds per head) and max_length, and what it is."""
+
+    model: Any
+    tokenizer_dir: Path
+    temperature: dict[str, float]
+    thresholds: dict[str, float]
+    max_length: int
+    source: str
+
+
+def load_torch_model(run: Path | None, release: Path) -> TorchModel:
+    """The run's fine-tuned model, or (run None) the shipped encoder with a seeded head of the
+    same shape calibrated like `release`. Needs the train extra (torch, transformers)."""
+    import torch
+
+    from training.config import load_config
+    from training.model import MultiTaskModel
+    from training.train import default_encoder
+
+    if run is None:
+        manifest = json.loads((release / MANIFEST_FILE).read_text())
+        torch.manual_seed(0)
+        encoder = default_encoder()
+        model = MultiTaskModel.from_encoder(encoder, 0.0).eval()
+        return TorchModel(
+            model,
+            Path(encoder),
+            manifest["calibration"]["temperature"],
+            manifest["thresholds"],
+            int(manifest["max_length"]),
+            "shipped encoder package + a seeded head of the release's shape (no training run)",
+        )
+    config = load_config(run / "config.toml")
+    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), 0.0)
+    model.load_state_dict(torch.load(run / "best.pt"))
+    calibration = json.loads((run / "calibration.json").read_text())
+    return TorchModel(
+        model.eval(),
+        run / "tokenizer",
+        calibration["temperature"],
+        calibration["thresholds"],
+        config.max_length,
+        f"training run {run}",
+    )
