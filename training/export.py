@@ -37,7 +37,7 @@ from training.model import MultiTaskModel
 from training.model_card import model_card
 from training.quantize import quantize
 
-__all__ = ["ParityError", "export"]
+__all__ = ["ParityError", "export", "onnx_fp32"]
 
 PARITY_ROWS = 256
 MAX_PROB_DIFF = 1e-4
@@ -61,7 +61,7 @@ class ParityError(UserError):
     """The exported model disagrees with torch beyond the allowed tolerance."""
 
 
-def _onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
+def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
     """TorchScript export (dynamo=False, which the export of this encoder needs here).
 
     Its tracer warnings about Python booleans are expected for BERT's masking code; the parity
@@ -168,7 +168,7 @@ def export(
     model.eval()
 
     fp32 = run_dir / "model.fp32.onnx"
-    _onnx_fp32(model, fp32, config.max_length)
+    onnx_fp32(model, fp32, config.max_length)
     data = pd.read_parquet(config.data)
     dev = data[data["split"] == "dev"].reset_index(drop=True)
     texts = dev["text"].tolist()

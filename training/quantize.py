@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -26,7 +27,7 @@ from tokenizers import Tokenizer
 from serving.contract import INPUT_NAMES
 from serving.text import encode
 
-__all__ = ["CALIBRATION_MESSAGES", "quantize"]
+__all__ = ["CALIBRATION_MESSAGES", "calibration_reader", "quantize", "static_recipe"]
 
 #: Messages whose activations set the static scales (seeded sample of dev text).
 CALIBRATION_MESSAGES = 512
@@ -54,6 +55,36 @@ def _is_down_projection(node: str) -> bool:
     return "/output/dense/" in node and "/attention/" not in node
 
 
+def static_recipe(fp32: Path) -> dict[str, Any]:
+    """Keyword arguments of onnxruntime's `quantize_static` for the release recipe (besides the
+    paths and the calibration reader): one home, so a benchmark lever that changes one of them
+    changes only that one."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    graph = onnx.load(str(fp32)).graph
+    return {
+        "quant_format": QuantFormat.QDQ,
+        "op_types_to_quantize": ["MatMul"],
+        "nodes_to_exclude": [
+            n.name for n in graph.node if n.op_type == "MatMul" and _is_down_projection(n.name)
+        ],
+        "per_channel": True,
+        "reduce_range": True,
+        "activation_type": QuantType.QUInt8,
+        "weight_type": QuantType.QInt8,
+        "calibrate_method": CalibrationMethod.MinMax,
+    }
+
+
+def calibration_reader(
+    tokenizer: Tokenizer, texts: Sequence[str], max_length: int, seed: int = 0
+) -> _Reader:
+    """A seeded sample of CALIBRATION_MESSAGES of `texts`, as onnxruntime's data reader."""
+    picked = np.random.default_rng(seed).permutation(len(texts))[:CALIBRATION_MESSAGES]
+    return _Reader(tokenizer, [texts[i] for i in picked], max_length)
+
+
 def quantize(
     fp32: Path,
     int8: Path,
@@ -65,37 +96,12 @@ def quantize(
     seed: int = 0,
 ) -> str:
     """Write the int8 graph of `fp32` to `int8`; return the manifest's `quantization` name."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
 
     if method == "dynamic":
         # per-channel weight scales: per-tensor ones cost 0.007 dev AUROC on legitimacy here
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
         return "int8-dynamic"
-    import onnx
-
-    graph = onnx.load(str(fp32)).graph
-    down_projections = [
-        n.name for n in graph.node if n.op_type == "MatMul" and _is_down_projection(n.name)
-    ]
-    rng = np.random.default_rng(seed)
-    picked = rng.permutation(len(calibration_texts))[:CALIBRATION_MESSAGES]
-    quantize_static(
-        str(fp32),
-        str(int8),
-        _Reader(tokenizer, [calibration_texts[i] for i in picked], max_length),
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=down_projections,
-        per_channel=True,
-        reduce_range=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-    )
+    reader = calibration_reader(tokenizer, calibration_texts, max_length, seed)
+    quantize_static(str(fp32), str(int8), reader, **static_recipe(fp32))
     return "int8-static-qdq"

@@ -1,0 +1,179 @@
+"""Model-level levers of the speed work, timed side by side in one run: onnxruntime graph
+optimisation levels and thread counts on the released int8 graph; quantization formats and
+smaller students on graphs of the same shape.
+
+    python -m evaluation.bench.levers --out reports/levers.json
+
+Calls are interleaved (each repeat runs every variant once), so a slow moment of the VM falls
+on all variants alike. Every session runs as the server's does, without spinning threads:
+interleaved, one session's spinning pool would take the cores from the next one's call.
+The same-shape graphs are built from the shipped encoder package and a seeded head (see
+`evaluation.bench.torch_model`): the released model's tensor shapes, so the same cost, not its
+scores; a student row times a graph with the first N encoder layers, the shape a distilled
+student would have, untrained. The `same shape, static QDQ` row is the
+release recipe and should time like the release itself: that checks the stand-in.
+Prints a table and writes JSON; a benchmark, not a test. Needs the train extra (torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tqdm import tqdm
+
+from evaluation.bench.model import inputs
+from evaluation.bench.server import SENTENCES
+from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.text import TONE_FEATURES, load_tokenizer
+
+__all__ = ["Variant", "measure"]
+
+LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+SHAPES = ((1, 64), (1, 128), (8, 64), (8, 128))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One graph with one session setting."""
+
+    name: str
+    graph: Path
+    level: str = "all"
+    threads: int = 2
+
+    def session(self) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = LEVELS[self.level]
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
+
+
+def calibration_texts(count: int = 512, seed: int = 0) -> list[str]:
+    """Helpdesk-like texts of 1 to 8 benchmark sentences, for the same-shape graphs' scales."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(SENTENCES, k=rng.randint(1, 8))) for _ in range(count)]
+
+
+def same_shape_graphs(release: Path, folder: Path, depths: tuple[int, ...]) -> dict[str, Path]:
+    """fp32, dynamic, static QDQ (release recipe), static QOperator and QDQ with every MatMul
+    of the 6-layer stand-in, and the release recipe on students of `depths` layers."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from evaluation.bench.torch_model import load_torch_model
+    from training.export import onnx_fp32
+    from training.quantize import calibration_reader, static_recipe
+
+    loaded = load_torch_model(None, release)
+    tokenizer = load_tokenizer(release / TOKENIZER_FILE)
+    texts = calibration_texts()
+
+    def static(fp32: Path, out: Path, **change: object) -> Path:
+        reader = calibration_reader(tokenizer, texts, loaded.max_length)
+        quantize_static(str(fp32), str(out), reader, **{**static_recipe(fp32), **change})
+        return out
+
+    graphs: dict[str, Path] = {}
+    for depth in tqdm(depths, desc="same-shape graphs", unit="depth"):
+        model = copy.deepcopy(loaded.model)
+        model.encoder.encoder.layer = model.encoder.encoder.layer[:depth]
+        model.encoder.config.num_hidden_layers = depth
+        fp32 = folder / f"layers{depth}.fp32.onnx"
+        onnx_fp32(model, fp32, loaded.max_length)
+        if depth != 6:
+            graphs[f"student {depth} layers, static QDQ"] = static(fp32, folder / f"s{depth}.onnx")
+            continue
+        graphs["same shape, fp32"] = fp32
+        dynamic = folder / "dynamic.onnx"
+        quantize_dynamic(str(fp32), str(dynamic), weight_type=QuantType.QInt8, per_channel=True)
+        graphs["same shape, dynamic int8"] = dynamic
+        graphs["same shape, static QDQ"] = static(fp32, folder / "qdq.onnx")
+        graphs["same shape, static QOperator"] = static(
+            fp32, folder / "qoperator.onnx", quant_format=QuantFormat.QOperator
+        )
+        graphs["same shape, static QDQ, every MatMul"] = static(
+            fp32, folder / "qdq_all.onnx", nodes_to_exclude=[]
+        )
+    return graphs
+
+
+def variants(release: Path, graphs: dict[str, Path]) -> list[Variant]:
+    graph = release / MODEL_FILE
+    return [
+        *(Variant(f"release, opt {level}", graph, level) for level in LEVELS),
+        Variant("release, opt all, 1 thread", graph, threads=1),
+        *(Variant(name, path) for name, path in graphs.items()),
+    ]
+
+
+def measure(variants: list[Variant], release: Path, repeats: int) -> list[dict[str, object]]:
+    """p50 and p90 ms per call for every variant at every shape, calls interleaved."""
+    tokenizer = load_tokenizer(release / TOKENIZER_FILE)
+    sessions = [(v, v.session()) for v in tqdm(variants, desc="sessions", unit="session")]
+    rows: list[dict[str, object]] = []
+    for batch, tokens in SHAPES:
+        ids, mask = inputs(tokenizer, tokens, batch)
+        tone = np.zeros((batch, len(TONE_FEATURES)), dtype=np.float32)
+        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone), strict=True))
+        seconds: dict[str, list[float]] = {v.name: [] for v in variants}
+        for _, session in sessions:
+            for _ in range(3):
+                session.run([OUTPUT_NAME], feeds)
+        count = repeats if batch == 1 else max(5, repeats // 3)
+        for _ in tqdm(range(count), desc=f"batch {batch}, {tokens} tokens", unit="round"):
+            for variant, session in sessions:
+                started = time.perf_counter()
+                session.run([OUTPUT_NAME], feeds)
+                seconds[variant.name].append(time.perf_counter() - started)
+        for variant in variants:
+            p50, p90 = np.percentile(seconds[variant.name], [50, 90]) * 1000
+            rows.append(
+                {
+                    "variant": variant.name,
+                    "batch": batch,
+                    "tokens": tokens,
+                    "p50_ms": round(float(p50), 2),
+                    "p90_ms": round(float(p90), 2),
+                    "ms_per_message": round(float(p50) / batch, 2),
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--release", type=Path, default=Path("models/release"))
+    parser.add_argument("--repeats", type=int, default=40, help="rounds at batch 1 (a third at 8)")
+    parser.add_argument("--depths", type=int, nargs="+", default=[6, 4, 3])
+    parser.add_argument("--out", type=Path, default=Path("reports/levers.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="levers-") as folder:
+        graphs = same_shape_graphs(args.release, Path(folder), tuple(args.depths))
+        rows = measure(variants(args.release, graphs), args.release, args.repeats)
+    print(f"{'variant':42} {'batch':>5} {'tokens':>6} {'p50 ms':>8} {'p90 ms':>8} {'ms/msg':>7}")
+    for r in rows:
+        print(
+            f"{r['variant']:42} {r['batch']:>5} {r['tokens']:>6} {r['p50_ms']:>8} "
+            f"{r['p90_ms']:>8} {r['ms_per_message']:>7}"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"release": str(args.release), "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
