@@ -1,7 +1,8 @@
 """The baseline beside every figure: TF-IDF + logistic regression per head, same data.
 
 Trained on the train split rows where the head is labelled (labels cut at 0.5); its threshold
-is chosen like the model's: best F1 on the gold dev rows (all dev rows when there is no gold).
+is chosen like the model's, on the same dev rows (`dataset_rules.calibration_rows`: real-text
+gold first, then project-written gold, else all dev rows).
 It shows what the transformer buys over word counts.
 """
 
@@ -17,19 +18,15 @@ from sklearn.linear_model import LogisticRegression
 from evaluation.metrics import best_f1_threshold, hard_labels
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
+from training.dataset_rules import calibration_rows
 
-__all__ = ["DESCRIPTION", "Baseline", "calibration_rows", "fit_baseline"]
+__all__ = ["DESCRIPTION", "Baseline", "fit_baseline"]
 
 DESCRIPTION = (
     "TF-IDF (word 1-2 grams, sublinear tf) + logistic regression per head, trained on the "
-    "train split rows labelled for the head; threshold = best F1 on gold dev rows"
+    "train split rows labelled for the head; threshold = best F1 on the dev rows calibration "
+    "is fitted on"
 )
-
-
-def calibration_rows(dev: pd.DataFrame) -> np.ndarray:
-    """The dev rows thresholds are chosen on, as in training: gold when present, else all."""
-    gold = (dev["source"] == "gold").to_numpy()
-    return gold if gold.any() else np.ones(len(dev), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ def fit_baseline(train: pd.DataFrame, dev: pd.DataFrame, seed: int = 0) -> Basel
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     features = vectorizer.fit_transform(train["text"].tolist())
     dev_features = vectorizer.transform(dev["text"].tolist())
-    dev_rows = calibration_rows(dev)
+    dev_rows, _ = calibration_rows(dev)
     heads, thresholds = {}, {}
     for head in HEADS:
         rows = train[mask_column(head)].to_numpy() == 1

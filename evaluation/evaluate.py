@@ -32,10 +32,10 @@ from serving.phrasing import load_phrases
 from serving.results import Decider
 from serving.routing import Policy, load_policy
 from serving.scorer import Scorer
+from training.run_folder import CALIBRATION_FILE, FP32_ONNX_FILE
 
 __all__ = ["Options", "evaluate", "json_safe", "load_split"]
 
-FP32_FILE = "model.fp32.onnx"
 TOP_ISSUES = 25
 
 
@@ -89,10 +89,10 @@ def load_split(data: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 def fp32_scorer(run: Path, scorer: Scorer) -> Scorer:
     """The run's fp32 ONNX graph behind the release's tokenizer and calibration: the same
     onnxruntime path as int8, so the two columns differ only by quantisation."""
-    onnx = run / FP32_FILE
+    onnx = run / FP32_ONNX_FILE
     if not onnx.is_file():
-        raise UserError(f"{run} has no {FP32_FILE} (run `helpdesk-scorer export {run}` first)")
-    calibration = run / "calibration.json"
+        raise UserError(f"{run} has no {FP32_ONNX_FILE} (run `helpdesk-scorer export {run}` first)")
+    calibration = run / CALIBRATION_FILE
     if calibration.is_file():
         temps = json.loads(calibration.read_text()).get("temperature", {})
         ours = dict(zip(HEADS, scorer.manifest.temperatures.tolist(), strict=True))
@@ -240,7 +240,7 @@ def evaluate(options: Options) -> Path:
         "fp32": None
         if options.run is None
         else {
-            "path": str(options.run / FP32_FILE),
+            "path": str(options.run / FP32_ONNX_FILE),
             "scored_with": "onnxruntime fp32 through the serving Scorer (not torch)",
             "max_abs_prob_diff": float(np.abs(probs["fp32"] - probs["model"]).max()),
         },

@@ -19,7 +19,8 @@ from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
 from tests.test_prepare import project  # noqa: F401  (fixture)
 from training.corrections import apply_corrections, load_corrections
-from training.prepare import PrepareConfig, pool_split
+from training.dataset_rules import pool_split
+from training.prepare import PrepareConfig
 
 ROOT = Path(__file__).parents[1]
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -57,7 +57,7 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, live_url: str) -> N
     case.validate_response(response)
 
 
-def test_overload_sheds_with_429_and_stays_ready(tiny_release: Path) -> None:
+def test_overload_sheds_with_429_and_still_scores(tiny_release: Path) -> None:
     port = free_port()
     process = start(tiny_release, port, HELPDESK_MAX_IN_FLIGHT="2", HELPDESK_MAX_BATCH_WAIT_MS="20")
     try:
@@ -85,6 +85,7 @@ def test_overload_sheds_with_429_and_stays_ready(tiny_release: Path) -> None:
         assert all(retry == "1" for status, _, retry in results if status == 429)
         admitted = sorted(seconds for status, seconds, _ in results if status == 200)
         assert admitted[-1] < 20  # admitted requests are served, not queued without bound
-        assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        after = httpx.post(f"{url}/v1/score", json={"messages": [{"text": "ok"}]}, timeout=10)
+        assert after.status_code == 200 and len(after.json()["results"]) == 1
     finally:
         stop(process)

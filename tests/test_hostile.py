@@ -93,7 +93,12 @@ def test_duplicate_ids_each_get_a_result(client: TestClient) -> None:
     assert [r["id"] for r in response.json()["results"]] == ["a", "a"]
 
 
-def test_server_still_ready_after_the_corpus(client: TestClient) -> None:
+def test_server_still_scores_after_the_corpus(client: TestClient) -> None:
+    """Readiness alone reads flags no request changes; a normal message scored after the whole
+    corpus shows the batcher and the model survived it."""
     for name in CASES:
         post(client, CASES[name][0])
-    assert client.get("/readyz").status_code == 200
+    response = post(client, one("my order is late again"))
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert set(result["scores"]) == {"frustration", "boredom", "complaint", "legitimacy"}

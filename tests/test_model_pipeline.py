@@ -52,6 +52,46 @@ def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -
     assert [h["epoch"] for h in history] == list(range(1, config.epochs + 2))
 
 
+def test_resume_refuses_a_changed_config(tiny_run: Path, tmp_path: Path) -> None:
+    """Resuming under another max_length (or data, lr, ...) would continue the checkpoint's
+    weights and optimiser as a different experiment: refused, naming what changed."""
+    from serving.errors import UserError
+    from training.config import TrainConfig, load_config
+    from training.train import train
+
+    config = load_config(tiny_run / "config.toml")
+    shutil.copytree(tiny_run, tmp_path / "changed")
+    changed = TrainConfig(
+        **{**config.__dict__, "runs_dir": str(tmp_path), "run_name": "changed", "max_length": 32}
+    )
+    with pytest.raises(UserError, match="max_length: 16 -> 32"):
+        train(changed, resume=True)
+
+
+def test_patience_stops_after_that_many_epochs_without_improvement(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """With nothing learnt (learning rates 0) the first epoch is the best and every later one
+    is stale: patience 1 stops after one stale epoch, two epochs in all."""
+    from training.config import TrainConfig, load_config
+    from training.train import train
+
+    config = load_config(tiny_run / "config.toml")
+    frozen = TrainConfig(
+        **{
+            **config.__dict__,
+            "runs_dir": str(tmp_path),
+            "run_name": "frozen",
+            "epochs": 5,
+            "patience": 1,
+            "lr": 0.0,
+            "head_lr": 0.0,
+        }
+    )
+    history = json.loads((train(frozen) / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+
+
 def test_export_writes_a_verified_release(tiny_release: Path) -> None:
     manifest = json.loads((tiny_release / MANIFEST_FILE).read_text())
     assert manifest["heads"] == list(HEADS)

@@ -22,7 +22,7 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     epochs: int = 3
-    patience: int = 1  # epochs without dev improvement before stopping early
+    patience: int = 1  # stop after this many epochs without dev improvement; 0: never early
     lr: float = 5e-5  # encoder
     head_lr: float = 1e-3
     weight_decay: float = 0.01

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from serving.feedback import FeedbackRecord
+from training.dataset_rules import match_key, pool_split
 from training.loaders import clean_text
 
 __all__ = ["CORRECTION_COLUMNS", "apply_corrections", "load_corrections"]
@@ -83,21 +84,17 @@ def apply_corrections(
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """`data` with the judgements merged in (rules above) and a summary for the card; `seed`
     is prepare's split seed."""
-    # prepare imports this module; its text normalisation and split hash are the ones to reuse
-    from training.prepare import normalise as norm
-    from training.prepare import pool_split
-
     data = data.reset_index(drop=True).copy()
     for column in CORRECTION_COLUMNS:
         if column not in data:
             data[column] = pd.Series([None] * len(data), dtype=object)
     existing = len(data)
     by_id = {sample_id: i for i, sample_id in reversed(list(enumerate(data["id"])))}
-    texts = [norm(text) for text in data["text"]]
+    texts = [match_key(text) for text in data["text"]]
     by_text = {text: i for i, text in reversed(list(enumerate(texts)))}
 
     def find(record: FeedbackRecord) -> tuple[int | None, str]:
-        text = None if record.text is None else norm(clean_text(record.text))
+        text = None if record.text is None else match_key(clean_text(record.text))
         row = by_id.get(record.sample_id)
         if row is not None and (text is None or text == texts[row]):
             return row, "by_id"
@@ -112,8 +109,8 @@ def apply_corrections(
             taken = record.sample_id in by_id  # the id names another message
             row_id = f"feedback:{record.sample_id}" if taken else record.sample_id
             by_id.setdefault(row_id, existing + len(new))
-            by_text[norm(text)] = existing + len(new)
-            texts.append(norm(text))
+            by_text[match_key(text)] = existing + len(new)
+            texts.append(match_key(text))
             new.append({"id": row_id, "text": text, "source": "feedback"})
     if new:
         frame = pd.DataFrame(new)

@@ -32,10 +32,10 @@ from serving.files import sha256_file
 from serving.scorer import Scorer
 from serving.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
-from training.config import load_config
 from training.model import MultiTaskModel
 from training.model_card import model_card
 from training.quantize import quantize
+from training.run_folder import FP32_ONNX_FILE, load_run
 
 __all__ = ["ParityError", "export", "onnx_fp32"]
 
@@ -155,19 +155,15 @@ def export(
     releasable.
     """
     from evaluation.bench.consistency import batch_dependence
-    from training.train import auroc_by_head, default_encoder, predict_logits
+    from training.train import auroc_by_head, predict_logits
 
-    if not (run_dir / "best.pt").is_file() or not (run_dir / "calibration.json").is_file():
-        raise UserError(f"{run_dir} is not a finished training run (no best.pt/calibration.json)")
-    config = load_config(run_dir / "config.toml")
-    calibration = json.loads((run_dir / "calibration.json").read_text())
-    tokenizer_file = run_dir / "tokenizer" / TOKENIZER_FILE
+    run = load_run(run_dir)
+    config, calibration = run.config, run.calibration()
+    tokenizer_file = run.tokenizer_file
     tokenizer = load_tokenizer(tokenizer_file)
-    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
-    model.load_state_dict(torch.load(run_dir / "best.pt"))
-    model.eval()
+    model = run.model()
 
-    fp32 = run_dir / "model.fp32.onnx"
+    fp32 = run_dir / FP32_ONNX_FILE
     onnx_fp32(model, fp32, config.max_length)
     data = pd.read_parquet(config.data)
     dev = data[data["split"] == "dev"].reset_index(drop=True)

@@ -8,7 +8,6 @@ seed/dev/test split and writes data/gold/gold.jsonl and data/gold/agreement.json
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,12 +15,11 @@ from typing import Any
 
 from serving.contract import FRUSTRATION_LEVELS, HEADS
 from serving.errors import UserError
+from training.dataset_rules import GOLD_SALT, GOLD_SPLITS, hash_split
 
 __all__ = ["LABEL_KEYS", "agreement", "assign_split", "jsonl_records", "load_labelled", "validate"]
 
 LABEL_KEYS = (*HEADS, "frustration_level")
-GOLD_SPLITS = {"test": 0.35, "dev": 0.25, "train": 0.40}
-SPLIT_SALT = "helpdesk-scorer-gold-v1"
 
 
 def validate(record: dict[str, object], where: str) -> dict[str, object]:
@@ -71,14 +69,8 @@ def load_labelled(paths: Iterable[Path]) -> list[dict[str, object]]:
 
 
 def assign_split(message_id: str) -> str:
-    """Stable split for a gold id: a salted hash, so adding messages never moves old ones."""
-    bucket = int(hashlib.sha256(f"{SPLIT_SALT}:{message_id}".encode()).hexdigest(), 16) % 1000
-    edge = 0.0
-    for split, share in GOLD_SPLITS.items():
-        edge += share * 1000
-        if bucket < edge:
-            return split
-    return "train"
+    """Stable split for a gold id (`dataset_rules.hash_split`)."""
+    return hash_split(message_id, GOLD_SALT, GOLD_SPLITS)
 
 
 def _pairs(

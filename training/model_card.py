@@ -8,6 +8,7 @@ from typing import Any
 
 from serving.contract import HEADS
 from training.card import table
+from training.run_folder import METRICS_FILE
 
 __all__ = ["model_card"]
 
@@ -41,7 +42,7 @@ def _test_rows(metrics: dict[str, Any], groups: list[str]) -> list[list[Any]]:
 def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
     """The card: what the model is, real-text test figures, other groups, calibration, parity."""
     metrics = manifest["metrics"]
-    training = json.loads((run_dir / "metrics.json").read_text())
+    training = json.loads((run_dir / METRICS_FILE).read_text())
     dev = metrics["dev"]
     header = ["group", "head", "n", "positives", "AUROC", "F1", "F1 (group dev threshold)", "ECE"]
     others = [g for g in metrics["test"] if g != "real"]

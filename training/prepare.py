@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from training.card import write_card
 from training.corrections import apply_corrections, load_corrections
+from training.dataset_rules import HAND_SOURCES, match_key, pool_split
 from training.gold import jsonl_records, load_labelled, validate
 from training.label_model import fit_label_model, lf_summary
 from training.labelling import BOREDOM_LFS, LEGITIMACY_LFS, LabellingFunction, apply_lfs
@@ -25,15 +24,8 @@ from training.real_gold import REAL_GOLD_DIR
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
 from training.sources import load_licences, load_sources, resolve
 
-__all__ = ["CALIBRATION_GROUPS", "HAND_SOURCES", "PrepareConfig", "prepare"]
+__all__ = ["PrepareConfig", "prepare"]
 
-POOL_SPLITS = (("train", 0.8), ("dev", 0.1), ("test", 0.1))
-#: Rows labelled by the guide (project-written gold and hand-written, real-text gold and the
-#: real messages labelled for training): never given weak labels, weighted up in training.
-HAND_SOURCES = ("gold", "handwritten", "real_gold", "real_train")
-#: Dev rows that calibration and thresholds are fitted on: the first group present wins, so
-#: real customer text decides what the served probabilities mean.
-CALIBRATION_GROUPS = (("real_gold",), ("gold",))
 ALL_LOADERS = {**LOADERS, **REAL_LOADERS}
 
 
@@ -68,21 +60,6 @@ class PrepareConfig:
             "semeval2018_ec": 2000,
         }
     )
-
-
-def normalise(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
-
-
-def pool_split(text: str, seed: int) -> str:
-    """Split by a hash of the normalised text: identical texts always land in one split."""
-    bucket = int(hashlib.sha256(f"{seed}:{normalise(text)}".encode()).hexdigest(), 16) % 1000
-    edge = 0.0
-    for split, share in POOL_SPLITS:
-        edge += share * 1000
-        if bucket < edge:
-            return split
-    return "train"
 
 
 def excluded_sources(config: PrepareConfig) -> set[str]:
@@ -190,7 +167,7 @@ def drop_duplicates(data: pd.DataFrame, cosine: float) -> tuple[pd.DataFrame, di
     train rows near-identical (char n-gram cosine) to a dev or test row are dropped."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    key = data["text"].map(normalise)
+    key = data["text"].map(match_key)
     exact = key.duplicated(keep="first") | (key == "")
     data = data[~exact].reset_index(drop=True)
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2).fit_transform(

@@ -13,7 +13,6 @@ the thread id: no thread is in both.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UserError
+from training.dataset_rules import REAL_GOLD_SALT, REAL_GOLD_SPLITS, hash_split
 from training.gold import LABEL_KEYS, agreement, jsonl_records, validate
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
 from training.sources import load_sources, resolve
@@ -29,8 +29,6 @@ from training.sources import load_sources, resolve
 __all__ = ["REAL_GOLD_DIR", "ROUTES", "assign_thread_split", "build", "draw", "stratum"]
 
 REAL_GOLD_DIR = Path("data/real_gold")
-REAL_SPLITS = {"dev": 0.5, "test": 0.5}
-SPLIT_SALT = "helpdesk-scorer-real-gold-v1"
 ROUTES = ("escalate_senior", "supervisor_support", "complaint_desk", "re_engage", "standard")
 
 #: Messages drawn per source: (gold, labelled training). One message per thread.
@@ -128,8 +126,7 @@ def write_batches(
 
 def assign_thread_split(thread_id: str) -> str:
     """dev or test for a thread: a salted hash, so every message of a thread shares a split."""
-    bucket = int(hashlib.sha256(f"{SPLIT_SALT}:{thread_id}".encode()).hexdigest(), 16) % 1000
-    return "dev" if bucket < REAL_SPLITS["dev"] * 1000 else "test"
+    return hash_split(thread_id, REAL_GOLD_SALT, REAL_GOLD_SPLITS)
 
 
 def _labels(paths: list[Path], drawn: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:

@@ -2,12 +2,14 @@
 
 One linear loop: load data -> build model -> for each epoch train, evaluate on dev, checkpoint,
 stop early -> calibrate the best weights on in-domain dev -> write the run folder:
-config.toml, checkpoint.pt (resume), best.pt and its dev logits, calibration.json,
-metrics.json, tokenizer/.
+the files of `training.run_folder` (config, checkpoint for resume, best weights and their dev
+logits, calibration, metrics, tokenizer). A resume refuses a config that changed beyond
+RESUME_MAY_CHANGE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -29,8 +31,18 @@ from serving.text import encode as encode_texts
 from serving.text import load_tokenizer
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, load_config, to_toml
+from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.model import MultiTaskModel
-from training.prepare import CALIBRATION_GROUPS, HAND_SOURCES
+from training.run_folder import (
+    BEST_DEV_LOGITS_FILE,
+    BEST_WEIGHTS_FILE,
+    CALIBRATION_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    METRICS_FILE,
+    TOKENIZER_DIR,
+    load_run,
+)
 
 __all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
 
@@ -174,15 +186,6 @@ def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
     return report
 
 
-def calibration_rows(frame: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Dev rows to calibrate on: the first of CALIBRATION_GROUPS present (real text first)."""
-    for sources in CALIBRATION_GROUPS:
-        rows = frame["source"].isin(sources).to_numpy()
-        if rows.any():
-            return rows, " + ".join(sources)
-    return np.ones(len(frame), dtype=bool), "all dev rows"
-
-
 def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
     """Temperatures, thresholds and frustration cut-offs on in-domain dev rows (real text first)."""
     gold, group = calibration_rows(frame)
@@ -211,23 +214,37 @@ def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
 
 
 def write_calibration(run_dir: Path, dev_rows: pd.DataFrame, dev_logits: np.ndarray) -> None:
-    np.save(run_dir / "best_dev_logits.npy", dev_logits)
+    np.save(run_dir / BEST_DEV_LOGITS_FILE, dev_logits)
     calibration = calibrate(dev_rows, dev_logits)
-    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=2) + "\n")
+    (run_dir / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
 
 
 def recalibrate(run_dir: Path) -> Path:
     """Refit calibration.json of a finished run from its best weights, without training."""
-    config = load_config(run_dir / "config.toml")
-    if not (run_dir / "best.pt").is_file():
-        raise UserError(f"{run_dir} has no best.pt to calibrate")
-    tokenizer = load_tokenizer(run_dir / "tokenizer" / TOKENIZER_FILE)
-    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), config.dropout)
-    model.load_state_dict(torch.load(run_dir / "best.pt"))
-    _, dev_rows = load_splits(config)
-    logits = predict_dev(model, tokenizer, dev_rows, config, "calibrate")
+    run = load_run(run_dir)
+    tokenizer = load_tokenizer(run.tokenizer_file)
+    _, dev_rows = load_splits(run.config)
+    logits = predict_dev(run.model(), tokenizer, dev_rows, run.config, "calibrate")
     write_calibration(run_dir, dev_rows, logits)
     return run_dir
+
+
+#: Config keys a resumed run may change (where it lives, how long and how fast it runs); any
+#: other difference makes it a different run.
+RESUME_MAY_CHANGE = ("runs_dir", "run_name", "epochs", "patience", "eval_batch_size", "threads")
+
+
+def check_resume(saved: dict[str, object], config: TrainConfig) -> None:
+    """Refuse to resume a checkpoint under a config that differs beyond RESUME_MAY_CHANGE (as
+    nanoGPT refuses a resume whose model arguments differ): the weights and optimiser state
+    would silently continue a different experiment."""
+    wanted = dataclasses.asdict(config)
+    changed = sorted(
+        k for k in wanted if k not in RESUME_MAY_CHANGE and saved.get(k, wanted[k]) != wanted[k]
+    )
+    if changed:
+        said = ", ".join(f"{k}: {saved[k]!r} -> {wanted[k]!r}" for k in changed)
+        raise UserError(f"cannot resume {config.run_dir}: its checkpoint was trained with {said}")
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
@@ -236,11 +253,16 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         torch.set_num_threads(config.threads)
     encoder = config.encoder or default_encoder()
     run_dir = config.run_dir
+    checkpoint = run_dir / CHECKPOINT_FILE
+    resuming = resume and checkpoint.is_file()
+    state = torch.load(checkpoint, weights_only=False) if resuming else {}
+    if resuming:
+        check_resume(state.get("config") or vars(load_config(run_dir / CONFIG_FILE)), config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(to_toml(config))
+    (run_dir / CONFIG_FILE).write_text(to_toml(config))
     train_rows, dev_rows = load_splits(config)
-    AutoTokenizer.from_pretrained(encoder).save_pretrained(run_dir / "tokenizer")
-    tokenizer = load_tokenizer(run_dir / "tokenizer" / TOKENIZER_FILE)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(run_dir / TOKENIZER_DIR)
+    tokenizer = load_tokenizer(run_dir / TOKENIZER_DIR / TOKENIZER_FILE)
     labels, masks = targets(train_rows, bool(config.graded_frustration))
     row_weights = torch.from_numpy(
         np.where(train_rows["source"].isin(HAND_SOURCES), config.hand_weight, 1.0).astype("f4")
@@ -261,8 +283,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
     history: list[dict[str, object]] = []
     start_epoch, best, stale = 0, -math.inf, 0
-    if resume and (run_dir / "checkpoint.pt").is_file():
-        state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    if resuming:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -277,7 +298,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     best_logits: np.ndarray | None = None
     started = time.time()
     for epoch in range(start_epoch, config.epochs):
-        if stale > config.patience:
+        if config.patience and stale >= config.patience:
             break
         model.train()
         progress = tqdm(
@@ -309,7 +330,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         tqdm.write(json.dumps(report))
         if mean > best:
             best, stale = mean, 0
-            torch.save(model.state_dict(), run_dir / "best.pt")
+            torch.save(model.state_dict(), run_dir / BEST_WEIGHTS_FILE)
             best_logits = dev_logits
         else:
             stale += 1
@@ -323,12 +344,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
                 "stale": stale,
                 "history": history,
                 "rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(config),
             },
-            run_dir / "checkpoint.pt",
+            checkpoint,
         )
 
     if best_logits is None:  # resumed after the best epoch: predict it again
-        model.load_state_dict(torch.load(run_dir / "best.pt"))
+        model.load_state_dict(torch.load(run_dir / BEST_WEIGHTS_FILE))
         best_logits = predict_dev(model, tokenizer, dev_rows, config, "calibrate")
     write_calibration(run_dir, dev_rows, best_logits)
     metrics = {
@@ -338,5 +360,5 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         "train_seconds_this_session": round(time.time() - started, 1),
         "encoder": encoder,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return run_dir

@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
 from serving.text import TONE_FEATURES
+from training.run_folder import FP32_ONNX_FILE
 
 __all__ = ["flops_per_message", "inputs", "measure"]
 
@@ -138,8 +139,8 @@ def measure(
     torch_source = None
     if torch_model is not None:
         runners["torch fp32 eager"], torch_source = torch_model
-    if run is not None and (run / "model.fp32.onnx").is_file():
-        runners["onnx fp32"] = onnx_runner(run / "model.fp32.onnx", threads)
+    if run is not None and (run / FP32_ONNX_FILE).is_file():
+        runners["onnx fp32"] = onnx_runner(run / FP32_ONNX_FILE, threads)
     runners["onnx int8"] = onnx_runner(release / MODEL_FILE, threads)
     peak = matmul_peak_gflops()
     rows = []

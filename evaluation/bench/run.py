@@ -38,6 +38,8 @@ from evaluation.bench.server import (
 )
 from evaluation.bench.soak import soak
 from serving.contract import TOKENIZER_FILE
+from serving.errors import UserError
+from training.run_folder import load_run
 
 __all__ = ["Plan", "main"]
 
@@ -238,8 +240,11 @@ def main() -> None:
         return
     if not args.release.is_dir():
         parser.error(f"release folder {args.release} does not exist")
-    if args.run is not None and not (args.run / "best.pt").is_file():
-        parser.error(f"{args.run} is not a finished training run (no best.pt)")
+    if args.run is not None:
+        try:
+            load_run(args.run)
+        except UserError as exc:
+            parser.error(str(exc))
     if any("=" not in e for e in args.server_env):
         parser.error("--server-env takes HELPDESK_X=VALUE")
     docs = args.docs or (args.out / "benchmarks.md" if args.smoke else DOCS)

@@ -37,8 +37,8 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
     same shape calibrated like `release`. Needs the train extra (torch, transformers)."""
     import torch
 
-    from training.config import load_config
     from training.model import MultiTaskModel
+    from training.run_folder import load_run
     from training.train import default_encoder
 
     if run is None:
@@ -54,15 +54,13 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
             int(manifest["max_length"]),
             "shipped encoder package + a seeded head of the release's shape (no training run)",
         )
-    config = load_config(run / "config.toml")
-    model = MultiTaskModel.from_encoder(config.encoder or default_encoder(), 0.0)
-    model.load_state_dict(torch.load(run / "best.pt"))
-    calibration = json.loads((run / "calibration.json").read_text())
+    finished = load_run(run)
+    calibration = finished.calibration()
     return TorchModel(
-        model.eval(),
-        run / "tokenizer",
+        finished.model(),
+        finished.tokenizer_file.parent,
         calibration["temperature"],
         calibration["thresholds"],
-        config.max_length,
+        finished.config.max_length,
         f"training run {run}",
     )
