@@ -178,12 +178,9 @@ class ScorerClient:
         max_retries: int = 3,
         max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         self.max_retries, self.max_wait, self._sleep = max_retries, max_wait, sleep
 
     def score(self, messages: Sequence[str | Message]) -> ScoreResponse:

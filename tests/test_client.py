@@ -35,7 +35,7 @@ from serving.settings import Settings
 from tests.server_process import free_port, start, stop, wait_ready
 from tests.test_server_process import wait_in_flight
 
-RESULT = {
+RESULT: dict[str, object] = {
     "id": None,
     "scores": dict.fromkeys(HEADS, 0.1),
     "labels": {"frustration": "none", "boredom": False, "complaint": False, "legitimacy": None},
@@ -99,8 +99,10 @@ def stub() -> Iterator[Stub]:
         server.server_close()
 
 
-def client_for(stub: Stub, waits: list[float], **options: object) -> ScorerClient:
-    return ScorerClient(stub.url, sleep=waits.append, **options)  # type: ignore[arg-type]
+def client_for(
+    stub: Stub, waits: list[float], max_retries: int = 3, max_wait: float = 30
+) -> ScorerClient:
+    return ScorerClient(stub.url, sleep=waits.append, max_retries=max_retries, max_wait=max_wait)
 
 
 def test_429_is_retried_after_each_retry_after(stub: Stub) -> None:
