@@ -185,8 +185,7 @@ class ScorerClient:
 
     def score(self, messages: Sequence[str | Message]) -> ScoreResponse:
         """Score messages in one request; results come back in the same order."""
-        body = {"messages": [_message(m) for m in messages]}
-        return ScoreResponse.model_validate_json(self._request("POST", "/v1/score", body).content)
+        return self._score([_message(m) for m in messages])
 
     def score_one(
         self,
@@ -201,15 +200,15 @@ class ScorerClient:
             message["history"] = [_turn(t) for t in history]
         if id is not None:
             message["id"] = id
-        body = {"messages": [message]}
-        response = ScoreResponse.model_validate_json(
-            self._request("POST", "/v1/score", body).content
-        )
-        return response.results[0]
+        return self._score([message]).results[0]
 
     def info(self) -> InfoResponse:
         """The model being served, its thresholds and the server's limits."""
         return InfoResponse.model_validate_json(self._request("GET", "/v1/info").content)
+
+    def _score(self, messages: list[dict[str, Any]]) -> ScoreResponse:
+        answer = self._request("POST", "/v1/score", {"messages": messages})
+        return ScoreResponse.model_validate_json(answer.content)
 
     def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         attempt, waited = 0, 0.0
