@@ -80,6 +80,10 @@ def test_serving_install_alone_runs_without_torch(tiny_release: Path, tmp_path: 
     )
     assert install.returncode == 0, install.stderr[-2000:]
     assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+    client = subprocess.run(
+        [python, "-c", "import serving.client"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert client.returncode == 0, client.stderr[-2000:]  # httpx is a serving dependency
     hint = subprocess.run(
         [str(env_dir / "bin" / "helpdesk-scorer"), "prepare"],
         capture_output=True,

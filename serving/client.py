@@ -1,0 +1,254 @@
+"""A typed Python client for the scoring API (synchronous, httpx).
+
+    with ScorerClient("http://helpdesk-scorer.helpdesk", api_key=key) as scorer:
+        result = scorer.score_one("Order 4471 arrived broken", history=["Where is my order?"])
+        response = scorer.score(["first message", Message(id="t-2", text="second")])
+
+Responses are parsed with the server's own models (`serving.schemas`), so client and server
+share one record schema. Texts are not checked here: the server's validation and limits are
+the only rules, and their answers come back as errors.
+
+Errors: every failure raises a `ScorerError` (attributes `kind`, `status`, `message`,
+`retry_after`). The subclass is chosen by the error body's `type` (the server's
+`serving.http.STATUS_TYPES`): `BadRequest` (400), `Unauthorized` (401), `Forbidden` (403),
+`NotFound` (404), `MethodNotAllowed` (405), `ModelRefused` (409), `TooLarge` (413),
+`InvalidInput` (422), `Overloaded` (429), `InternalError` (500), `Unavailable` (503) and
+`DeadlineExceeded` (504). A type this client does not know raises the base class, except that
+a 504 is `DeadlineExceeded` whatever its type; a body without a type (a proxy's page) is
+classed by its status. `TransportError`: no answer (connection refused or reset, timeout).
+
+Retries: a 429 or 503 is retried up to `max_retries` times, each after the answer's
+`Retry-After` seconds (or an exponential backoff without one), as long as the waits add up to
+at most `max_wait` seconds; then its error is raised. Other errors are never retried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from serving.http import STATUS_TYPES
+from serving.schemas import ErrorResponse, InfoResponse, Message, Result, ScoreResponse, Turn
+
+__all__ = [
+    "BadRequest",
+    "DeadlineExceeded",
+    "Forbidden",
+    "InternalError",
+    "InvalidInput",
+    "MethodNotAllowed",
+    "ModelRefused",
+    "NotFound",
+    "Overloaded",
+    "ScorerClient",
+    "ScorerError",
+    "TooLarge",
+    "TransportError",
+    "Unauthorized",
+    "Unavailable",
+    "error_for",
+]
+
+RETRIED_STATUSES = (429, 503)
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=2.0)
+BACKOFF_SECONDS = 0.5  # first wait when an answer has no Retry-After; doubles per retry
+
+
+class ScorerError(Exception):
+    """Any failed call; `status` is None when no HTTP answer came back."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "error",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {kind}: {message}" if status else f"{kind}: {message}")
+        self.message, self.kind, self.status, self.retry_after = message, kind, status, retry_after
+
+
+class BadRequest(ScorerError):
+    """The body was not parseable JSON."""
+
+
+class Unauthorized(ScorerError):
+    """Missing or unknown API key."""
+
+
+class Forbidden(ScorerError):
+    """The API key lacks the scope."""
+
+
+class NotFound(ScorerError):
+    """The route is turned off on this server."""
+
+
+class MethodNotAllowed(ScorerError):
+    """The route does not take this method."""
+
+
+class ModelRefused(ScorerError):
+    """A model folder was refused on reload; the current model keeps serving."""
+
+
+class TooLarge(ScorerError):
+    """Body, message count, history or text length over the server's limit."""
+
+
+class InvalidInput(ScorerError):
+    """Empty or non-string text, wrong types, unknown fields."""
+
+
+class Overloaded(ScorerError):
+    """Too many requests in flight, still so after the retries."""
+
+
+class InternalError(ScorerError):
+    """The server failed; the request was not processed."""
+
+
+class Unavailable(ScorerError):
+    """No model loaded, draining, or the feedback store is down, still so after the retries."""
+
+
+class DeadlineExceeded(ScorerError):
+    """The server gave up on the request at its deadline."""
+
+
+class TransportError(ScorerError):
+    """No HTTP answer: connection refused or reset, or a timeout."""
+
+
+BY_STATUS: dict[int, type[ScorerError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: ModelRefused,
+    413: TooLarge,
+    422: InvalidInput,
+    429: Overloaded,
+    500: InternalError,
+    503: Unavailable,
+    504: DeadlineExceeded,
+}
+BY_TYPE = {STATUS_TYPES[s]: cls for s, cls in BY_STATUS.items() if s in STATUS_TYPES}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        seconds = float(response.headers.get("retry-after", ""))
+    except ValueError:
+        return None  # absent, or an HTTP date: fall back to the backoff
+    return max(seconds, 0.0)
+
+
+def error_for(response: httpx.Response) -> ScorerError:
+    """The error an unsuccessful answer stands for, classed by its body's type."""
+    status = response.status_code
+    try:
+        error = ErrorResponse.model_validate_json(response.content).error
+    except ValidationError:
+        cls = BY_STATUS.get(status, ScorerError)
+        kind = STATUS_TYPES.get(status, "error")
+        message = response.text[:200] or response.reason_phrase
+    else:
+        cls = BY_TYPE.get(error.type) or (DeadlineExceeded if status == 504 else ScorerError)
+        kind, message = error.type, error.message
+    return cls(message, kind=kind, status=status, retry_after=_retry_after(response))
+
+
+class ScorerClient:
+    """One connection pool to one server; use it as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+        self.max_retries, self.max_wait, self._sleep = max_retries, max_wait, sleep
+
+    def score(self, messages: Sequence[str | Message]) -> ScoreResponse:
+        """Score messages in one request; results come back in the same order."""
+        return self._score([_message(m) for m in messages])
+
+    def score_one(
+        self,
+        text: str,
+        *,
+        history: Sequence[str | Turn] | None = None,
+        id: str | int | None = None,
+    ) -> Result:
+        """Score one message; `history` is the thread's earlier turns, oldest first."""
+        message: dict[str, Any] = {"text": text}
+        if history:
+            message["history"] = [_turn(t) for t in history]
+        if id is not None:
+            message["id"] = id
+        return self._score([message]).results[0]
+
+    def info(self) -> InfoResponse:
+        """The model being served, its thresholds and the server's limits."""
+        return InfoResponse.model_validate_json(self._request("GET", "/v1/info").content)
+
+    def _score(self, messages: list[dict[str, Any]]) -> ScoreResponse:
+        answer = self._request("POST", "/v1/score", {"messages": messages})
+        return ScoreResponse.model_validate_json(answer.content)
+
+    def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        attempt, waited = 0, 0.0
+        while True:
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.TransportError as exc:
+                raise TransportError(str(exc) or type(exc).__name__, kind="transport") from exc
+            if response.is_success:
+                return response
+            error = error_for(response)
+            wait = error.retry_after
+            if wait is None:
+                wait = BACKOFF_SECONDS * 2**attempt
+            retry = response.status_code in RETRIED_STATUSES and attempt < self.max_retries
+            if not retry or waited + wait > self.max_wait:
+                raise error
+            self._sleep(wait)
+            attempt, waited = attempt + 1, waited + wait
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ScorerClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _message(message: str | Message) -> dict[str, Any]:
+    if isinstance(message, str):
+        return {"text": message}
+    return message.model_dump(mode="json", exclude_defaults=True)
+
+
+def _turn(turn: str | Turn) -> str | dict[str, Any]:
+    return turn if isinstance(turn, str) else turn.model_dump(mode="json")
