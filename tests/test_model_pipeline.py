@@ -92,6 +92,43 @@ def test_patience_stops_after_that_many_epochs_without_improvement(
     assert [h["epoch"] for h in history] == [1, 2]
 
 
+def test_a_distilled_student_learns_the_teachers_raw_scores_and_exports(
+    tiny_run: Path, tiny_release: Path, tmp_path: Path
+) -> None:
+    """`encoder_layers` keeps fewer layers; `teacher` adds the release's scores (calibration
+    undone) as soft targets for every train row; the student exports like any run."""
+    from serving.scorer import Scorer
+    from serving.text import encode
+    from training.config import TrainConfig, load_config
+    from training.export import export
+    from training.run_folder import TEACHER_TARGETS_FILE, load_run
+    from training.train import load_splits, train
+
+    config = load_config(tiny_run / "config.toml")
+    student = TrainConfig(
+        **{
+            **config.__dict__,
+            "runs_dir": str(tmp_path),
+            "run_name": "student",
+            "epochs": 3,
+            "encoder_layers": 1,
+            "teacher": str(tiny_release),
+        }
+    )
+    run = train(student)
+    assert len(load_run(run).model().encoder.encoder.layer) == 1
+    targets = np.load(run / TEACHER_TARGETS_FILE)
+    texts = load_splits(student)[0]["text"].tolist()[:8]
+    teacher = Scorer.load(tiny_release)
+    inputs = encode(teacher.tokenizer, texts, teacher.manifest.max_length).inputs(
+        teacher.input_names
+    )
+    (logits,) = teacher.session.run(["logits"], inputs)
+    assert np.abs(targets[:8] - 1 / (1 + np.exp(-logits))).max() < 1e-4
+    released = export(run, tmp_path / "student-release")
+    assert Scorer.load(released).probabilities(TEXTS).shape == (len(TEXTS), len(HEADS))
+
+
 def test_export_writes_a_verified_release(tiny_release: Path) -> None:
     manifest = json.loads((tiny_release / MANIFEST_FILE).read_text())
     assert manifest["heads"] == list(HEADS)

@@ -34,6 +34,9 @@ class TrainConfig:
     graded_frustration: int = 1  # 1: polite complaint 0.25 < mild 0.8 < strong 1.0 as targets
     seed: int = 13
     threads: int = 0  # 0: torch's default
+    encoder_layers: int = 0  # 0: all of the encoder's layers; N: a student of N layers
+    teacher: str = ""  # a release folder whose scores the model also learns (distillation)
+    distill_weight: float = 0.5  # share of the teacher's soft-target loss when teacher is set
 
     @property
     def run_dir(self) -> Path:

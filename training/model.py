@@ -20,8 +20,17 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.Linear(encoder.config.hidden_size + len(TONE_FEATURES), len(HEADS))
 
     @classmethod
-    def from_encoder(cls, path: str, dropout: float = 0.1) -> MultiTaskModel:
-        return cls(AutoModel.from_pretrained(path), dropout)
+    def from_encoder(cls, path: str, dropout: float = 0.1, layers: int = 0) -> MultiTaskModel:
+        """The pretrained encoder at `path`; `layers` > 0 keeps that many of its transformer
+        layers, evenly spaced from the first (a smaller student, initialised like DistilBERT's
+        from every other layer of its teacher)."""
+        encoder = AutoModel.from_pretrained(path)
+        total = encoder.config.num_hidden_layers
+        if 0 < layers < total:
+            kept = [round(i * total / layers) for i in range(layers)]
+            encoder.encoder.layer = nn.ModuleList(encoder.encoder.layer[i] for i in kept)
+            encoder.config.num_hidden_layers = layers
+        return cls(encoder, dropout)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tone: torch.Tensor

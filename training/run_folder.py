@@ -26,6 +26,7 @@ __all__ = [
     "FP32_ONNX_FILE",
     "METRICS_FILE",
     "RUN_FILES",
+    "TEACHER_TARGETS_FILE",
     "TOKENIZER_DIR",
     "FinishedRun",
     "load_run",
@@ -38,6 +39,8 @@ BEST_DEV_LOGITS_FILE: Final = "best_dev_logits.npy"
 CALIBRATION_FILE: Final = "calibration.json"
 METRICS_FILE: Final = "metrics.json"
 TOKENIZER_DIR: Final = "tokenizer"
+#: The teacher's soft targets for the train rows, when the run distils a release.
+TEACHER_TARGETS_FILE: Final = "teacher_targets.npy"
 #: Written by `export` beside the weights it was exported from.
 FP32_ONNX_FILE: Final = "model.fp32.onnx"
 #: What a finished run holds (and TOKENIZER_DIR/TOKENIZER_FILE).
@@ -77,8 +80,9 @@ class FinishedRun:
         from training.model import MultiTaskModel
         from training.train import default_encoder
 
+        config = self.config
         model = MultiTaskModel.from_encoder(
-            self.config.encoder or default_encoder(), self.config.dropout
+            config.encoder or default_encoder(), config.dropout, config.encoder_layers
         )
         model.load_state_dict(torch.load(self.folder / BEST_WEIGHTS_FILE))
         return model.eval()

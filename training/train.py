@@ -32,6 +32,7 @@ from serving.text import load_tokenizer
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, load_config, to_toml
 from training.dataset_rules import HAND_SOURCES, calibration_rows
+from training.distill import distillation_loss, teacher_targets
 from training.model import MultiTaskModel
 from training.run_folder import (
     BEST_DEV_LOGITS_FILE,
@@ -40,6 +41,7 @@ from training.run_folder import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     METRICS_FILE,
+    TEACHER_TARGETS_FILE,
     TOKENIZER_DIR,
     load_run,
 )
@@ -270,8 +272,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
     texts = train_rows["text"].tolist()
     lengths = [len(t) for t in texts]
+    teacher = (
+        teacher_targets(Path(config.teacher), texts, run_dir / TEACHER_TARGETS_FILE)
+        if config.teacher
+        else None
+    )
 
-    model = MultiTaskModel.from_encoder(encoder, config.dropout)
+    model = MultiTaskModel.from_encoder(encoder, config.dropout, config.encoder_layers)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": config.lr},
@@ -309,6 +316,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         for idx in progress:
             logits = model(**encode(tokenizer, [texts[i] for i in idx], config.max_length))
             loss = masked_loss(logits, labels[idx], masks[idx], row_weights[idx], pos_weight)
+            if teacher is not None:
+                w = config.distill_weight
+                loss = (1 - w) * loss + w * distillation_loss(logits, teacher[idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
