@@ -6,11 +6,15 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 TEXTS = ["my order never arrived and i am angry", "ok", "how can i change my password"]
 
@@ -32,22 +36,24 @@ def test_tiny_model_learns_the_keywords(tiny_run: Path) -> None:
     assert max(h["mean"] for h in history) > 0.8
 
 
-def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -> None:
+def variant(tiny_run: Path, folder: Path, **changes: object) -> TrainConfig:
+    """The tiny run's config, living in `folder`, with `changes`."""
     from training.config import TrainConfig, load_config
+
+    config = load_config(tiny_run / "config.toml").__dict__
+    return TrainConfig(
+        **{**config, "runs_dir": str(folder.parent), "run_name": folder.name, **changes}
+    )
+
+
+def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -> None:
+    from training.config import load_config
     from training.train import train
 
     config = load_config(tiny_run / "config.toml")
     copy = tmp_path / "resumed"
     shutil.copytree(tiny_run, copy)
-    resumed = TrainConfig(
-        **{
-            **config.__dict__,
-            "runs_dir": str(tmp_path),
-            "run_name": "resumed",
-            "epochs": config.epochs + 1,
-        }
-    )
-    train(resumed, resume=True)
+    train(variant(tiny_run, copy, epochs=config.epochs + 1), resume=True)
     history = json.loads((copy / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, config.epochs + 2))
 
@@ -56,16 +62,11 @@ def test_resume_refuses_a_changed_config(tiny_run: Path, tmp_path: Path) -> None
     """Resuming under another max_length (or data, lr, ...) would continue the checkpoint's
     weights and optimiser as a different experiment: refused, naming what changed."""
     from serving.errors import UserError
-    from training.config import TrainConfig, load_config
     from training.train import train
 
-    config = load_config(tiny_run / "config.toml")
     shutil.copytree(tiny_run, tmp_path / "changed")
-    changed = TrainConfig(
-        **{**config.__dict__, "runs_dir": str(tmp_path), "run_name": "changed", "max_length": 32}
-    )
     with pytest.raises(UserError, match="max_length: 16 -> 32"):
-        train(changed, resume=True)
+        train(variant(tiny_run, tmp_path / "changed", max_length=32), resume=True)
 
 
 def test_patience_stops_after_that_many_epochs_without_improvement(
@@ -73,21 +74,9 @@ def test_patience_stops_after_that_many_epochs_without_improvement(
 ) -> None:
     """With nothing learnt (learning rates 0) the first epoch is the best and every later one
     is stale: patience 1 stops after one stale epoch, two epochs in all."""
-    from training.config import TrainConfig, load_config
     from training.train import train
 
-    config = load_config(tiny_run / "config.toml")
-    frozen = TrainConfig(
-        **{
-            **config.__dict__,
-            "runs_dir": str(tmp_path),
-            "run_name": "frozen",
-            "epochs": 5,
-            "patience": 1,
-            "lr": 0.0,
-            "head_lr": 0.0,
-        }
-    )
+    frozen = variant(tiny_run, tmp_path / "frozen", epochs=5, patience=1, lr=0.0, head_lr=0.0)
     history = json.loads((train(frozen) / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2]
 
@@ -99,21 +88,12 @@ def test_a_distilled_student_learns_the_teachers_raw_scores_and_exports(
     undone) as soft targets for every train row; the student exports like any run."""
     from serving.scorer import Scorer
     from serving.text import encode
-    from training.config import TrainConfig, load_config
     from training.export import export
     from training.run_folder import TEACHER_TARGETS_FILE, load_run
     from training.train import load_splits, train
 
-    config = load_config(tiny_run / "config.toml")
-    student = TrainConfig(
-        **{
-            **config.__dict__,
-            "runs_dir": str(tmp_path),
-            "run_name": "student",
-            "epochs": 3,
-            "encoder_layers": 1,
-            "teacher": str(tiny_release),
-        }
+    student = variant(
+        tiny_run, tmp_path / "student", epochs=3, encoder_layers=1, teacher=str(tiny_release)
     )
     run = train(student)
     assert len(load_run(run).model().encoder.encoder.layer) == 1
