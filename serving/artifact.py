@@ -54,6 +54,7 @@ __all__ = [
 #: Calibration temperatures outside this range flatten every score to 0.5 or to 0/1.
 TEMPERATURE_RANGE = (0.05, 20.0)
 _LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\x00-\x1f]+)")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 
 
 class ModelError(UserError):
@@ -88,8 +89,8 @@ class _ManifestFile(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(min_length=1, max_length=100)
-    version: str = Field(min_length=1, max_length=50)
+    name: str = Field(max_length=100, pattern=_NAME)  # shown in responses, logs and metrics
+    version: str = Field(max_length=50, pattern=_NAME)
     heads: list[str]
     inputs: list[str] = Field(min_length=1)
     output: Literal["logits"]
@@ -182,9 +183,8 @@ def _parse_manifest(folder: Path) -> _ManifestFile:
         raise ModelError(f"{path} is not a valid manifest: {problems}") from None
 
 
-def _check_files(folder: Path, listed: dict[str, str], manifest_files: dict[str, str]) -> None:
-    """Every file listed in SHA256SUMS and nothing else; each matching SHA256SUMS and the
-    manifest's own per-file checksums."""
+def _check_files(folder: Path, listed: dict[str, str]) -> None:
+    """Every file listed in SHA256SUMS is there with that sha256, and nothing else is."""
     for required in (MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE):
         if required not in listed:
             raise ModelError(f"{folder / CHECKSUMS_FILE} does not list {required}")
@@ -194,18 +194,20 @@ def _check_files(folder: Path, listed: dict[str, str], manifest_files: dict[str,
         raise ModelError(
             f"model folder {folder} has files {CHECKSUMS_FILE} does not list: {unexpected}"
         )
-    unlisted = sorted(set(manifest_files) - set(listed))
-    if unlisted:
-        raise ModelError(
-            f"{folder / MANIFEST_FILE} lists files {CHECKSUMS_FILE} does not: {unlisted}"
-        )
     for name, expected in listed.items():
         if name not in actual:
             raise ModelError(f"model file missing: {folder / name}")
-        if actual[name] != expected or manifest_files.get(name, expected) != expected:
+        if actual[name] != expected:
             raise ModelError(
                 f"checksum mismatch for {folder / name}: the file was changed or corrupted"
             )
+
+
+def _check_manifest_files(folder: Path, listed: dict[str, str], files: dict[str, str]) -> None:
+    """The manifest's own per-file checksums agree with SHA256SUMS."""
+    wrong = sorted(name for name, sha256 in files.items() if listed.get(name) != sha256)
+    if wrong:
+        raise ModelError(f"{folder / MANIFEST_FILE} lists {wrong} with another sha256")
 
 
 def folder_digest(folder: Path) -> str:
@@ -226,8 +228,9 @@ def verify_folder(folder: Path, pinned: str | None = None) -> Manifest:
                 f"{folder / CHECKSUMS_FILE}: model digest {digest} is not the pinned {pinned} "
                 "(HELPDESK_MODEL_SHA256)"
             )
+        _check_files(folder, listed)  # before the manifest is parsed: it may be an attack
         parsed = _parse_manifest(folder)
-        _check_files(folder, listed, parsed.files)
+        _check_manifest_files(folder, listed, parsed.files)
     except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a lone surrogate
         raise ModelError(f"cannot read model folder {folder!r}: {exc}") from None
     return Manifest(
@@ -249,9 +252,7 @@ def seal(folder: Path) -> str:
     checksums); return the new digest. For an edit made on purpose, and for export."""
     parsed = _parse_manifest(folder)
     hashes = _hash_folder(folder)
-    for name, expected in parsed.files.items():
-        if hashes.get(name) != expected:
-            raise ModelError(f"{folder / MANIFEST_FILE} lists {name} with another sha256")
+    _check_manifest_files(folder, hashes, parsed.files)
     (folder / CHECKSUMS_FILE).write_text(checksum_lines(hashes))
     return folder_digest(folder)
 

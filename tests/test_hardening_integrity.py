@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import shutil
 import weakref
 from collections.abc import Callable
@@ -112,7 +113,7 @@ def test_an_unsealed_or_unlisted_file_is_refused(tiny_release: Path, tmp_path: P
     with pytest.raises(ModelError, match=CHECKSUMS_FILE):
         verify_folder(folder)
     edit_graph(folder)
-    with pytest.raises(ModelError, match=f"lists {MODEL_FILE} with another sha256"):
+    with pytest.raises(ModelError, match=re.escape(f"lists ['{MODEL_FILE}'] with another sha256")):
         seal(folder)  # sealing checks the manifest's own checksums first
 
 
@@ -130,6 +131,8 @@ GRAPH_FIELDS = ("inputs", "max_length 128")
         (lambda m: m.update(inputs=["input_ids", "attention_mask"]), "inputs"),
         (lambda m: m.update(max_length=128), "max_length 128"),  # > the graph's 64 positions
         (lambda m: m.update(uncertainty_margin=-1), "uncertainty_margin"),
+        (lambda m: m.update(name="\ud800"), "name"),
+        (lambda m: m["frustration_levels"].update(strong=0.01), "frustration_levels"),
     ],
 )
 def test_resealed_manifest_fields_are_checked_against_the_graph(
@@ -144,6 +147,26 @@ def test_resealed_manifest_fields_are_checked_against_the_graph(
     if field not in GRAPH_FIELDS:  # what needs the graph is checked at load only
         with pytest.raises(ModelError, match=field):
             seal(folder)  # nor will `python -m serving.artifact` seal it
+
+
+def test_a_resealed_tokenizer_the_graph_cannot_take_is_refused(
+    tiny_release: Path, tmp_path: Path
+) -> None:
+    from tokenizers import Tokenizer
+
+    from serving.scorer import Scorer
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_release, folder)
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    tokenizer.add_tokens([f"new{i}" for i in range(50)])  # ids past the word embeddings
+    tokenizer.save(str(folder / TOKENIZER_FILE))
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["files"][TOKENIZER_FILE] = sha256_file(folder / TOKENIZER_FILE)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal(folder)
+    with pytest.raises(ModelError, match=f"{TOKENIZER_FILE}'s ids up to"):
+        Scorer.load(folder, threads=1)
 
 
 def test_a_pinned_digest_is_enforced_at_start_and_reload(
