@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.batcher import MicroBatcher
+from serving.contract import MANIFEST_FILE
 from serving.errors import UserError
 from serving.observability import Metrics
 from serving.phrasing import PhraseBank, load_phrases
@@ -49,9 +50,11 @@ def load_model_state(
     pinned: str | None = None,
 ) -> ModelState:
     """Verify checksums (and the digest: `pinned`, else HELPDESK_MODEL_SHA256), load, warm up,
-    and check the golden scores; raise ModelError if not."""
+    and check the golden scores (a served model must have some); raise ModelError if not."""
     pinned = pinned or settings.model_sha256
     scorer = Scorer.load(folder, settings.threads, settings.spin, pinned)
+    if not scorer.manifest.raw["golden"]:
+        raise ModelError(f"{folder / MANIFEST_FILE}: no golden scores to check the model against")
     scorer.score(["warm-up", "a slightly longer warm-up message to size the buffers"])
     mismatches = scorer.golden_mismatches()
     if mismatches:

@@ -149,6 +149,20 @@ def test_resealed_manifest_fields_are_checked_against_the_graph(
             seal(folder)  # nor will `python -m serving.artifact` seal it
 
 
+def test_a_resealed_manifest_without_golden_scores_is_refused_at_reload(
+    client: TestClient, tiny_release: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_release, folder)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    del manifest["golden"]
+    manifest["calibration"]["temperature"] = dict.fromkeys(manifest["thresholds"], 20.0)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal(folder)
+    refused = client.post("/v1/admin/reload", json={"model_dir": str(folder)})
+    assert refused.status_code == 409 and "no golden scores" in error_of(refused)["message"]
+
+
 def test_a_resealed_tokenizer_the_graph_cannot_take_is_refused(
     tiny_release: Path, tmp_path: Path
 ) -> None:
