@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from serving.http import Guard, install_error_handlers
 from serving.observability import log
 from serving.routes import admin, feedback, health, info, metrics, score
 from serving.runtime import ModelState, Runtime, load_model_state, load_rules
+from serving.scorer import ModelError
 from serving.settings import Settings
 
 __all__ = ["create_app"]
@@ -61,19 +63,27 @@ def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
     return app.openapi_schema
 
 
+def first_model(runtime: Runtime) -> ModelState:
+    """The model of HELPDESK_MODEL_DIR; a refusal is logged with its reason (uvicorn logs only
+    the exception's type). No local reference outlives the call: a reload frees it."""
+    settings = runtime.settings
+    try:
+        return load_model_state(settings.model_dir, settings, runtime.policy, runtime.phrases)
+    except ModelError as exc:
+        log("model refused at start", logging.ERROR, error=str(exc))
+        raise
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A server for `settings` (default: HELPDESK_* environment). Policy and phrase files are
     validated here, so a broken file fails at start-up, not as a 500 later."""
     settings = settings or Settings()
     runtime = Runtime(settings, *load_rules(settings))
-    store = feedback.FeedbackService(settings.feedback_url)
+    store = feedback.FeedbackService(settings.feedback_url, settings.feedback_quota_per_hour)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await asyncio.to_thread(
-            load_model_state, settings.model_dir, settings, runtime.policy, runtime.phrases
-        )
-        runtime.swap(state)
+        runtime.swap(await asyncio.to_thread(first_model, runtime))
         await asyncio.to_thread(store.open)
         batcher: MicroBatcher[ModelState] = MicroBatcher(
             runtime.current,
@@ -83,7 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         runtime.batcher = batcher
         batcher.start()
-        log("ready", model=state.ref, threads=settings.threads, auth=bool(settings.api_keys))
+        model = runtime.current().ref
+        log("ready", model=model, threads=settings.threads, auth=bool(settings.api_keys))
         try:
             yield
         finally:
@@ -98,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Calibrated frustration, boredom, complaint and legitimacy scores, a route and "
         "suggested phrasing for each helpdesk message.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a 307 would carry a Location built from the Host header
     )
     app.state.runtime = runtime
     app.state.feedback = store

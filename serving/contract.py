@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CHECKSUMS_FILE",
     "FRUSTRATION_LEVELS",
     "HEADS",
     "INPUT_NAMES",
     "MANIFEST_FILE",
     "MASK_PREFIX",
+    "MAX_LENGTH_TOKENS",
     "MODEL_CARD_FILE",
     "MODEL_FILE",
     "OUTPUT_NAME",
@@ -31,6 +33,10 @@ MODEL_FILE: Final = "model.onnx"
 TOKENIZER_FILE: Final = "tokenizer.json"
 MANIFEST_FILE: Final = "manifest.json"
 MODEL_CARD_FILE: Final = "MODEL_CARD.md"
+#: sha256 of every other file of the folder; its own sha256 is the model's identity.
+CHECKSUMS_FILE: Final = "SHA256SUMS"
+#: Position embeddings of the encoders used (MiniLM, BERT): no manifest may ask for more.
+MAX_LENGTH_TOKENS: Final = 512
 
 #: ONNX graph names: int64 [batch, seq] ids and mask, float32 [batch, n] tone features
 #: (serving.text.TONE_FEATURES), float32 [batch, len(HEADS)] raw logits.

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from serving.batcher import MicroBatcher
+from serving.contract import MANIFEST_FILE
 from serving.errors import UserError
 from serving.observability import Metrics
 from serving.phrasing import PhraseBank, load_phrases
@@ -15,7 +20,9 @@ from serving.routing import Policy, load_policy
 from serving.scorer import ModelError, Scorer
 from serving.settings import Settings
 
-__all__ = ["ModelState", "Runtime", "load_model_state", "load_rules"]
+__all__ = ["ModelState", "Runtime", "load_model_state", "load_rules", "release_freed_memory"]
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 
 
 @dataclass(frozen=True)
@@ -36,15 +43,39 @@ def load_rules(settings: Settings) -> tuple[Policy, PhraseBank]:
 
 
 def load_model_state(
-    folder: Path, settings: Settings, policy: Policy, phrases: PhraseBank
+    folder: Path,
+    settings: Settings,
+    policy: Policy,
+    phrases: PhraseBank,
+    pinned: str | None = None,
 ) -> ModelState:
-    """Verify checksums, load, warm up, and check the golden scores; raise ModelError if not."""
-    scorer = Scorer.load(folder, settings.threads, settings.spin)
+    """Verify checksums (and the digest: `pinned`, else HELPDESK_MODEL_SHA256), load, warm up,
+    and check the golden scores (a served model must have some); raise ModelError if not."""
+    pinned = pinned or settings.model_sha256
+    scorer = Scorer.load(folder, settings.threads, settings.spin, pinned)
+    if not scorer.manifest.raw["golden"]:
+        raise ModelError(f"{folder / MANIFEST_FILE}: no golden scores to check the model against")
     scorer.score(["warm-up", "a slightly longer warm-up message to size the buffers"])
     mismatches = scorer.golden_mismatches()
     if mismatches:
         raise ModelError(f"{folder}: golden check failed on {len(mismatches)} message(s)")
     return ModelState(scorer, Decider(scorer.manifest, policy, phrases))
+
+
+def release_freed_memory() -> None:
+    """Hand the heap a freed model leaves behind back to the OS: glibc keeps the pages of a
+    freed session in its arenas, so without this each reload of the release model would add
+    ~2 MB of resident memory for good (see evaluation/bench/reloads.py)."""
+    gc.collect()
+    trim = getattr(_LIBC, "malloc_trim", None)  # glibc only; elsewhere nothing to do
+    if trim is not None:
+        trim(0)
+
+
+def _release_soon(loop: asyncio.AbstractEventLoop) -> None:
+    """Trim on the event loop once the dealloc that called this (a retired model) is done."""
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(release_freed_memory)
 
 
 @dataclass
@@ -65,6 +96,11 @@ class Runtime:
         return self.model
 
     def swap(self, state: ModelState) -> None:
-        """Atomic: the next batch uses the new model; batches in flight finish on the old."""
-        self.model = state
+        """Atomic: the next batch uses the new model; batches in flight finish on the old, and
+        when the last of them lets it go (a batch worker may hold it until its next batch), its
+        memory is handed back to the OS. Called on the event loop."""
+        retired, self.model = self.model, state
+        if retired is not None:
+            finalizer = weakref.finalize(retired, _release_soon, asyncio.get_running_loop())
+            finalizer.atexit = False
         self.metrics.model.info(state.ref)

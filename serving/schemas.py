@@ -25,9 +25,26 @@ __all__ = [
     "ScoreRequest",
     "ScoreResponse",
     "Turn",
+    "UnicodeStr",
 ]
 
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
+
+
+def _unicode(value: str) -> str:
+    """JSON escapes can spell lone surrogates ("\\ud800"), which are not Unicode: they cannot be
+    echoed back, stored or used as a path."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode (lone surrogate)") from None
+    return value
+
+
+#: Any string that is valid Unicode.
+UnicodeStr = Annotated[StrictStr, AfterValidator(_unicode)]
+#: Linux PATH_MAX: a longer model_dir cannot name a folder.
+MODEL_DIR_MAX_CHARS = 4096
 
 
 def _scorable(text: str) -> str:
@@ -56,7 +73,7 @@ class Turn(BaseModel):
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: StrictStr | StrictInt | None = Field(None, description="Your id, echoed in the result.")
+    id: UnicodeStr | StrictInt | None = Field(None, description="Your id, echoed in the result.")
     text: Text = Field(
         description="The customer's message (default limit 20000 characters: 413 above).",
         examples=[EXAMPLE_TEXT],
@@ -174,7 +191,16 @@ class InfoResponse(BaseModel):
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model_dir: str = Field(description="Model folder on the server's disk.")
+    model_dir: UnicodeStr = Field(
+        min_length=1,
+        max_length=MODEL_DIR_MAX_CHARS,
+        description="Model folder on the server's disk.",
+    )
+    sha256: StrictStr | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The digest the folder must have (default: HELPDESK_MODEL_SHA256, if set).",
+    )
 
 
 class ErrorBody(BaseModel):

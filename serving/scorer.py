@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving.contract import (
-    HEADS,
-    MANIFEST_FILE,
-    MODEL_FILE,
-    OUTPUT_NAME,
-    TOKENIZER_FILE,
-)
-from serving.errors import UserError
-from serving.files import sha256_file
-from serving.text import encode, load_tokenizer
+from serving.artifact import Manifest, ModelError, verify_folder
+from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.text import TONE_FEATURES, Encoded, encode, load_tokenizer
 
 __all__ = [
     "Manifest",
@@ -35,10 +26,6 @@ __all__ = [
     "text_error",
     "verify_folder",
 ]
-
-
-class ModelError(UserError):
-    """A model folder that cannot be trusted or loaded: names the file and the reason."""
 
 
 @dataclass
@@ -55,65 +42,6 @@ class Scores:
 
     probabilities: dict[str, float]
     truncated: bool
-
-
-@dataclass(frozen=True)
-class Manifest:
-    name: str
-    version: str
-    sha256: str  # of the ONNX file
-    max_length: int
-    temperatures: np.ndarray  # shape (len(HEADS),)
-    thresholds: dict[str, float]
-    frustration_levels: dict[str, float]
-    uncertainty_margin: float
-    raw: dict[str, Any]
-
-
-def verify_folder(folder: Path) -> Manifest:
-    """Read the manifest and check the sha256 of every file it lists; raise ModelError if not."""
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        raise ModelError(f"model folder {folder} has no {MANIFEST_FILE}")
-    try:
-        raw = json.loads(path.read_text())
-        files: dict[str, str] = raw["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path} is not a valid manifest: {exc}") from None
-    for required in (MODEL_FILE, TOKENIZER_FILE):
-        if required not in files:
-            raise ModelError(f"{path} does not list {required}")
-    unexpected = sorted(
-        p.name for p in folder.iterdir() if p.name not in files and p.name != MANIFEST_FILE
-    )
-    if unexpected:
-        raise ModelError(
-            f"model folder {folder} has files its manifest does not list: {unexpected}"
-        )
-    for name, expected in files.items():
-        file = folder / name
-        if not file.is_file():
-            raise ModelError(f"model file missing: {file}")
-        if sha256_file(file) != expected:
-            raise ModelError(f"checksum mismatch for {file}: the file was changed or corrupted")
-    if list(raw.get("heads", [])) != list(HEADS):
-        raise ModelError(f"{path} heads {raw.get('heads')} do not match {list(HEADS)}")
-    try:
-        return Manifest(
-            name=str(raw["name"]),
-            version=str(raw["version"]),
-            sha256=files[MODEL_FILE],
-            max_length=int(raw["max_length"]),
-            temperatures=np.array(
-                [raw["calibration"]["temperature"][h] for h in HEADS], dtype=np.float32
-            ),
-            thresholds={h: float(raw["thresholds"][h]) for h in HEADS},
-            frustration_levels={k: float(v) for k, v in raw["frustration_levels"].items()},
-            uncertainty_margin=float(raw.get("uncertainty_margin", 0.05)),
-            raw=raw,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path} is missing a field or has a wrong type: {exc}") from None
 
 
 #: A text must hold one character other than ASCII whitespace; spelled as a regex so the API
@@ -145,13 +73,16 @@ class Scorer:
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
-    def load(cls, folder: Path, threads: int = 0, spin: bool = True) -> Scorer:
+    def load(
+        cls, folder: Path, threads: int = 0, spin: bool = True, pinned: str | None = None
+    ) -> Scorer:
         """Verify and load `folder`; threads=0 lets onnxruntime use the CPUs this process may.
 
         spin=False stops onnxruntime's threads from busy-waiting for work between runs: in a
         server they would take the cores the event loop needs to parse the next requests.
+        `pinned` is the folder digest the deployment expects (HELPDESK_MODEL_SHA256).
         """
-        manifest = verify_folder(folder)
+        manifest = verify_folder(folder, pinned)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.inter_op_num_threads = 1
@@ -164,7 +95,41 @@ class Scorer:
             tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         except Exception as exc:  # onnxruntime and tokenizers raise their own base types
             raise ModelError(f"cannot load model from {folder}: {exc}") from None
-        return cls(manifest, session, tokenizer)
+        scorer = cls(manifest, session, tokenizer)
+        scorer.check_fit(folder)
+        return scorer
+
+    def check_fit(self, folder: Path) -> None:
+        """The manifest must fit the graph and the tokenizer: the graph's inputs are the
+        manifest's, it takes `max_length` tokens of the tokenizer's highest id (position and
+        word embeddings are large enough), and it has one output column per head."""
+        where = folder / MANIFEST_FILE
+        if tuple(self.input_names) != self.manifest.inputs:
+            raise ModelError(
+                f"{where}: inputs {list(self.manifest.inputs)} are not those of {MODEL_FILE} "
+                f"{self.input_names}"
+            )
+        width, top = self.manifest.max_length, self.tokenizer.get_vocab_size() - 1
+        probe = Encoded(
+            np.full((1, width), top, dtype=np.int64),
+            np.ones((1, width), dtype=np.int64),
+            np.zeros((1, len(TONE_FEATURES)), dtype=np.float32),
+            [False],
+        )
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # the failure is the ModelError below, not a log line
+        try:
+            (logits,) = self.session.run([OUTPUT_NAME], probe.inputs(self.input_names), quiet)
+        except Exception as exc:  # onnxruntime's own error types
+            reason = str(exc).splitlines()[0][:300]
+            raise ModelError(
+                f"{where}: max_length {width} with {TOKENIZER_FILE}'s ids up to {top} does not "
+                f"fit {MODEL_FILE}: {reason}"
+            ) from None
+        if logits.shape != (1, len(HEADS)):
+            raise ModelError(
+                f"{where}: {MODEL_FILE} gives {logits.shape[1:]} outputs, not {len(HEADS)} heads"
+            )
 
     def _run(self, texts: Sequence[str], timings: Timings) -> tuple[np.ndarray, list[bool]]:
         started = time.perf_counter()

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from serving.feedback.models import AUTHOR_MAX_CHARS
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
 from serving.routing import DEFAULT_POLICY
@@ -21,7 +22,7 @@ __all__ = ["ApiKey", "Settings"]
 class ApiKey(BaseModel):
     """One caller: a name for logs, the sha256 (hex) of its key, and its scopes."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=AUTHOR_MAX_CHARS, description="feedback author")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     scopes: list[str] = Field(default_factory=lambda: ["score"])
 
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the feedback store; empty: POST /v1/feedback is off (404)",
     )
     max_judgements: int = Field(64, ge=1, description="judgements per feedback request (413)")
+    # Model identity and abuse limits (issue 14).
+    model_sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="pin the model's digest (sha256 of its SHA256SUMS) at start and reload",
+    )
+    feedback_quota_per_hour: int = Field(
+        1000, ge=0, description="judgements one API key may send per rolling hour (429); 0: off"
+    )
 
     @field_validator("feedback_url")
     @classmethod

@@ -133,12 +133,15 @@ def test_onnx_graph_has_named_dynamic_inputs(tiny_release: Path) -> None:
 
 
 def fp32_folder(release: Path, run: Path, target: Path) -> Path:
-    """The release with its int8 graph swapped for the run's fp32 export, manifest re-hashed."""
+    """The release with its int8 graph swapped for the run's fp32 export, re-hashed and sealed."""
+    from serving.artifact import seal
+
     shutil.copytree(release, target)
     shutil.copy(run / "model.fp32.onnx", target / MODEL_FILE)
     manifest = json.loads((target / MANIFEST_FILE).read_text())
     manifest["files"][MODEL_FILE] = hashlib.sha256((target / MODEL_FILE).read_bytes()).hexdigest()
     (target / MANIFEST_FILE).write_text(json.dumps(manifest))
+    seal(target)
     return target
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from evaluation.metrics import best_f1_threshold, hard_labels
+from serving.artifact import TEMPERATURE_RANGE
 
 __all__ = ["fit_temperature", "frustration_cutoffs", "sigmoid"]
 
@@ -25,9 +26,10 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     logits, labels: shape (n,). A 1-D search is exact enough and needs no optimiser.
     """
     y = hard_labels(labels).astype(float)
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 200))
+    low, high = TEMPERATURE_RANGE  # what a manifest may hold
+    grid = np.exp(np.linspace(np.log(low), np.log(high), 200))
     best = grid[int(np.argmin([_nll(logits, y, t) for t in grid]))]
-    fine = np.linspace(best * 0.95, best * 1.05, 41)
+    fine = np.linspace(max(best * 0.95, low), min(best * 1.05, high), 41)
     return float(fine[int(np.argmin([_nll(logits, y, t) for t in fine]))])
 
 

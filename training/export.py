@@ -17,7 +17,9 @@ import pandas as pd
 import torch
 
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error, f1_at
+from serving.artifact import seal
 from serving.contract import (
+    CHECKSUMS_FILE,
     HEADS,
     INPUT_NAMES,
     MANIFEST_FILE,
@@ -91,9 +93,13 @@ def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
 
 
 def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
-    files = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST_FILE)
+    """The manifest with the sha256 of every other file, then SHA256SUMS over all of them."""
+    files = sorted(
+        p.name for p in folder.iterdir() if p.name not in (MANIFEST_FILE, CHECKSUMS_FILE)
+    )
     manifest["files"] = {name: sha256_file(folder / name) for name in files}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    seal(folder)
 
 
 #: Test groups in the order reports show them: real customer text first, project-written

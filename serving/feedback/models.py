@@ -7,7 +7,10 @@ from datetime import datetime
 from sqlalchemy import DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Feedback"]
+__all__ = ["AUTHOR_MAX_CHARS", "Base", "Feedback"]
+
+#: An author is an API key's name or a reviewer's: longer names are refused in settings.
+AUTHOR_MAX_CHARS = 100
 
 
 class Base(DeclarativeBase):
@@ -30,7 +33,7 @@ class Feedback(Base):
     model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     source: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    author: Mapped[str] = mapped_column(String(100))
+    author: Mapped[str] = mapped_column(String(AUTHOR_MAX_CHARS))
     channel: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

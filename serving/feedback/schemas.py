@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.contract import HEADS
+from serving.feedback.models import AUTHOR_MAX_CHARS
 
 __all__ = ["ACTIONS", "CHANNELS", "FeedbackIn", "FeedbackRecord", "check_head"]
 
@@ -34,13 +35,13 @@ class FeedbackIn(BaseModel):
     head: str
     action: Literal["confirm", "correct", "flag"]
     label: Literal[0, 1] | None
-    author: str = Field(min_length=1, max_length=100)
+    author: str = Field(min_length=1, max_length=AUTHOR_MAX_CHARS)
     channel: Literal["review", "api"]
     key: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=8, max_length=64)
     previous_label: float | None = Field(None, ge=0, le=1)
     model_score: float | None = Field(None, ge=0, le=1)
     model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
-    text: str | None = Field(None, max_length=20_000)
+    text: str | None = None  # bounded by the caller: HELPDESK_MAX_CHARS for the API
     source: str | None = Field(None, max_length=64)
     comment: str | None = Field(None, max_length=2_000)
 

@@ -11,7 +11,7 @@ from serving.deps import AdminCaller, RuntimeDep
 from serving.errors import UserError
 from serving.http import ApiError, error_responses
 from serving.observability import log
-from serving.runtime import load_model_state
+from serving.runtime import load_model_state, release_freed_memory
 from serving.schemas import ReloadRequest
 
 router = APIRouter(tags=["admin"])
@@ -29,12 +29,20 @@ async def reload(
         folder = Path(body.model_dir)
         try:
             state = await asyncio.to_thread(
-                load_model_state, folder, runtime.settings, runtime.policy, runtime.phrases
+                load_model_state,
+                folder,
+                runtime.settings,
+                runtime.policy,
+                runtime.phrases,
+                body.sha256,
             )
         except UserError as exc:
-            log("reload refused", folder=str(folder), error=str(exc))
-            raise ApiError(409, f"model refused, still serving the old one: {exc}") from None
-        previous = runtime.current().ref
-        runtime.swap(state)
-        log("model swapped", previous=previous["sha256"], current=state.ref["sha256"])
-        return {"status": "swapped", "previous": previous, "model": state.ref}
+            refusal = str(exc)
+        else:
+            previous = runtime.current().ref
+            runtime.swap(state)  # frees the old model's memory once no batch holds it
+            log("model swapped", previous=previous["sha256"], current=state.ref["sha256"])
+            return {"status": "swapped", "previous": previous, "model": state.ref}
+        log("reload refused", folder=str(folder), error=refusal)
+        await asyncio.to_thread(release_freed_memory)  # the refused model's, its traceback gone
+        raise ApiError(409, f"model refused, still serving the old one: {refusal}")

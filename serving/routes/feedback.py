@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -32,13 +35,26 @@ from serving.feedback.schemas import check_head
 from serving.feedback.store import safe_url
 from serving.http import ApiError, error_responses, over_limit
 from serving.observability import log
-from serving.schemas import EXAMPLE_TEXT, Text
+from serving.schemas import EXAMPLE_TEXT, ErrorResponse, Text, UnicodeStr
 
-__all__ = ["FeedbackRequest", "FeedbackResponse", "FeedbackService", "Judgement", "router"]
+__all__ = [
+    "FeedbackQuota",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "FeedbackService",
+    "Judgement",
+    "router",
+]
 
 router = APIRouter(tags=["feedback"])
 
-OptionalText = Annotated[StrictStr, Field(max_length=2_000)] | None
+QUOTA_WINDOW_SECONDS = 3600.0
+QUOTA_RESPONSE = {
+    "model": ErrorResponse,
+    "description": "This API key sent its quota of judgements for the hour (see Retry-After)",
+}
+
+OptionalText = Annotated[UnicodeStr, Field(max_length=2_000)] | None
 
 
 def _number(value: object) -> object:
@@ -62,7 +78,7 @@ class Judgement(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    sample_id: StrictStr = Field(
+    sample_id: UnicodeStr = Field(
         min_length=1, max_length=200, description="Your id of the message (e.g. ticket id)."
     )
     head: StrictStr = Field(json_schema_extra={"enum": list(HEADS)})
@@ -71,7 +87,7 @@ class Judgement(BaseModel):
         "of a non-complaint)."
     )
     text: Text = Field(description="The message as scored (default limit 20000 characters).")
-    key: StrictStr | None = Field(
+    key: UnicodeStr | None = Field(
         None,
         min_length=8,
         max_length=64,
@@ -134,12 +150,45 @@ class FeedbackResponse(BaseModel):
     )
 
 
+class FeedbackQuota:
+    """Judgements each caller may send per rolling hour (HELPDESK_FEEDBACK_QUOTA_PER_HOUR), so
+    one key cannot fill the database. Counted in this process: each replica allows as many."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self._clock = clock
+        self._sent: defaultdict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def take(self, author: str, count: int) -> None:
+        """Count `count` judgements for `author`, or raise a 429 saying when to retry."""
+        if not self.per_hour:
+            return
+        with self._lock:
+            now = self._clock()
+            sent = self._sent[author]
+            while sent and sent[0][0] <= now - QUOTA_WINDOW_SECONDS:
+                sent.popleft()
+            used = sum(n for _, n in sent)
+            if used + count > self.per_hour:
+                wait = sent[0][0] + QUOTA_WINDOW_SECONDS - now if sent else QUOTA_WINDOW_SECONDS
+                raise ApiError(
+                    429,
+                    f"feedback quota: {used} of {self.per_hour} judgements sent in the last hour,"
+                    f" this request has {count}; retry later",
+                    kind="quota_exceeded",
+                    headers={"Retry-After": str(int(wait) + 1)},
+                )
+            sent.append((now, count))
+
+
 class FeedbackService:
     """The store behind the endpoint: opened at start-up, reopened on demand after a failure."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, quota_per_hour: int = 0) -> None:
         self.url = url
         self.store: FeedbackStore | None = None
+        self.quota = FeedbackQuota(quota_per_hour)
         self._lock = threading.Lock()
 
     def open(self) -> None:
@@ -189,7 +238,7 @@ def stored_key(author: str, key: str | None) -> str:
     "/v1/feedback",
     status_code=201,
     response_model=FeedbackResponse,
-    responses=error_responses(400, 401, 403, 404, 413, 422, 503),
+    responses={**error_responses(400, 401, 403, 404, 413, 422, 503), 429: QUOTA_RESPONSE},
     summary="Flag wrong scores for review and retraining",
 )
 def feedback(
@@ -200,12 +249,15 @@ def feedback(
     store: FeedbackStoreDep,
 ) -> dict[str, object]:
     """Stores each judgement with channel "api", action "flag" and the caller's key name as
-    author ("anonymous" without keys). All or nothing: on a database error nothing is stored."""
+    author ("anonymous" without keys). All or nothing: on a database error nothing is stored.
+    Every judgement sent counts against the caller's hourly quota, retries included."""
     settings = runtime.settings
     over_limit(len(body.judgements), settings.max_judgements, "judgements")
     for i, judgement in enumerate(body.judgements):
         over_limit(len(judgement.text), settings.max_chars, "characters", f"judgements.{i}.text")
     author = caller.name if caller is not None else "anonymous"
+    service: FeedbackService = request.app.state.feedback
+    service.quota.take(author, len(body.judgements))
     items = [
         FeedbackIn(
             **j.model_dump(exclude={"key"}),
