@@ -29,10 +29,13 @@ def f1_at(labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
 
 
 def best_f1_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
-    """The probability cut that maximises F1 (chosen on dev, applied to test)."""
+    """The probability cut that maximises F1 (chosen on dev, applied to test), kept strictly
+    inside (0, 1) as a served manifest requires: a saturated probability of exactly 1.0 (a
+    small temperature) would otherwise become the cut itself."""
     precision, recall, thresholds = precision_recall_curve(hard_labels(labels), probs)
     f1 = 2 * precision * recall / np.clip(precision + recall, 1e-12, None)
-    return float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+    best = float(thresholds[int(np.argmax(f1[:-1]))]) if len(thresholds) else 0.5
+    return float(np.clip(best, 1e-6, 1 - 1e-6))
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
