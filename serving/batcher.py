@@ -2,9 +2,10 @@
 
 Each request is a job of texts. One worker task builds a batch from the waiting jobs, fewest
 texts left first and one text per job per round, until `max_batch` texts or `max_tokens`
-estimated tokens; so a 64-message request is spread over many short batches and a one-message
-request behind it waits at most for the batch already running. A job is pinned to the model
-state of its first batch, so a hot reload never splits a request across models.
+estimated tokens (padded: count x longest); so a 64-message request is spread over many
+short batches and a one-message request behind it waits at most for the batch already
+running. A job is pinned to the model state of its first batch, so a hot reload never splits
+a request across models.
 
 Admission counts work, not requests: a job is refused (`QueueFull`) when the tokens that the
 fair schedule would run ahead of it, plus its own, exceed `max_queued_tokens` (a job alone is
@@ -167,20 +168,21 @@ class MicroBatcher(Generic[S]):
         return await job.future
 
     def _pick(self) -> list[tuple[_Job[S], int]]:
-        """One batch: rounds of one text per job, fewest texts left first, within budget."""
+        """One batch: rounds of one text per job, fewest texts left first, within budget. The
+        scorer pads every text to the batch's longest, so a batch costs count x longest."""
         self._jobs = [j for j in self._jobs if j.remaining and not j.future.done()]
         order = sorted(self._jobs, key=lambda j: (j.remaining, j.enqueued))
         picks: list[tuple[_Job[S], int]] = []
-        tokens = 0
+        longest = 0
         while order:
             for job in order:
-                cost = job.costs[job.next]
-                full = len(picks) >= self._max_batch or tokens + cost > self._max_tokens
+                cost = max(longest, job.costs[job.next])
+                full = len(picks) >= self._max_batch or (len(picks) + 1) * cost > self._max_tokens
                 if picks and full:
                     return picks
                 picks.append((job, job.next))
                 job.next += 1
-                tokens += cost
+                longest = cost
             order = [j for j in order if j.remaining]
         return picks
 

@@ -59,8 +59,11 @@ def batcher_for(state: list[State], **options: object) -> MicroBatcher[State]:
 def test_a_single_behind_a_large_request_waits_at_most_one_batch() -> None:
     scorer = SlowScorer(seconds=0.005)
 
+    def cost(text: str) -> int:
+        return 4 if text.startswith("big") else 1
+
     async def main() -> None:
-        batcher = batcher_for([State(scorer)], max_tokens=8, cost=lambda text: 1)
+        batcher = batcher_for([State(scorer)], max_tokens=16, cost=cost)
         batcher.start()
         big = asyncio.ensure_future(batcher.submit([f"big {i}" for i in range(64)]))
         await asyncio.sleep(0.01)  # the first batch of the big request is running
@@ -71,7 +74,9 @@ def test_a_single_behind_a_large_request_waits_at_most_one_batch() -> None:
     asyncio.run(main())
     single_in = next(i for i, batch in enumerate(scorer.batches) if "single" in batch)
     assert single_in == 1  # the batch right after the one running when it arrived
-    assert len(scorer.batches) == 9 and all(len(batch) <= 8 for batch in scorer.batches)
+    assert scorer.batches[1] == ["single", "big 4", "big 5", "big 6"]  # padded: 4 x 4 tokens
+    assert all(len(batch) * max(map(cost, batch)) <= 16 for batch in scorer.batches)
+    assert len(scorer.batches) == 17
 
 
 def test_admission_counts_work_ahead_and_admits_a_request_alone() -> None:
