@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         1000, ge=1, description="open connections; one more is closed at once (fd limit below)"
     )
     max_batch_tokens: int = Field(
-        384,
+        256,
         ge=1,
         description="estimated tokens per ONNX batch: a short request waits at most one batch",
     )
