@@ -211,16 +211,21 @@ class MicroBatcher(Generic[S]):
             self._busy_since = time.monotonic()
             try:
                 await self._score(picks)
-            except FATAL:
+            except FATAL:  # the worker ends (the watchdog decides); this batch cannot finish
+                self._fail(picks, BatcherDown("the batch worker was interrupted"))
                 raise
             except BaseException as exc:  # e.g. a tokenizer panic: fail this batch, live on
                 log("batch failed", logging.ERROR, error=type(exc).__name__, texts=len(picks))
                 self._on_failure("batch")
-                for job in {job for job, _ in picks}:
-                    if not job.future.done():
-                        job.future.set_exception(BatchFailed(type(exc).__name__))
+                self._fail(picks, BatchFailed(type(exc).__name__))
             finally:
                 self._busy_since = None
+
+    @staticmethod
+    def _fail(picks: list[tuple[_Job[S], int]], error: Exception) -> None:
+        for job in {job for job, _ in picks}:
+            if not job.future.done():
+                job.future.set_exception(error)
 
     async def _score(self, picks: list[tuple[_Job[S], int]]) -> None:
         """Score the picked texts, grouped by the model state each job is pinned to."""
