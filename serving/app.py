@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from serving.batcher import MicroBatcher
+from serving.batcher import MicroBatcher, token_estimate
 from serving.http import Guard, install_error_handlers
 from serving.observability import log
 from serving.routes import admin, feedback, health, info, metrics, score
@@ -90,6 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_batch_size,
             settings.max_batch_wait_ms / 1000,
             runtime.metrics.observe_batch,
+            max_tokens=settings.max_batch_tokens,
+            max_queued_tokens=settings.max_queued_tokens,
+            cost=lambda text: token_estimate(text, runtime.current().scorer.manifest.max_length),
+            on_failure=lambda what: runtime.metrics.failures.labels(what).inc(),
         )
         runtime.batcher = batcher
         batcher.start()
@@ -116,6 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = lambda: openapi_with_limits(app, settings)  # type: ignore[method-assign]
     for module in (score, info, health, metrics, admin, feedback):
         app.include_router(module.router)
-    install_error_handlers(app, settings.max_body_bytes)
+    install_error_handlers(app)
     app.add_middleware(Guard, runtime=runtime)
     return app

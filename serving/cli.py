@@ -309,6 +309,7 @@ def serve(
         import uvicorn
 
         from serving.app import create_app
+        from serving.connections import BACKLOG, connection_cap, guarded_protocol
         from serving.observability import configure_logging, log
         from serving.scorer import verify_folder
         from serving.settings import Settings
@@ -334,6 +335,11 @@ def serve(
             access_log=False,
             log_config=None,
             timeout_graceful_shutdown=int(settings.drain_seconds),
+            timeout_keep_alive=settings.timeout_keep_alive_seconds,
+            backlog=BACKLOG,
+            http=guarded_protocol(
+                settings.timeout_header_seconds, connection_cap(settings.max_connections)
+            ),
         )
 
 

@@ -1,8 +1,9 @@
 """HTTP plumbing: the JSON error shape, exception handlers, and the guard middleware
-(body size, load shedding, draining, access log and request metrics)."""
+(body size and time, draining, the score deadline, access log and request metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -32,12 +33,14 @@ STATUS_TYPES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     409: "model_refused",
     413: "too_large",
     422: "invalid_input",
     429: "overloaded",
     500: "internal_error",
     503: "unavailable",
+    504: "deadline_exceeded",
 }
 
 
@@ -46,12 +49,16 @@ ERROR_DESCRIPTIONS = {
     401: "Missing or unknown API key",
     403: "The API key lacks the scope",
     404: "Turned off on this server",
+    408: "The body did not arrive within the body timeout; the connection is closed",
     409: "The model folder was refused (missing, changed or unexpected files, failed golden "
     "check); the current model keeps serving",
     413: "Body, message/judgement count, history or text length over the limit",
     422: "Invalid input: empty or non-string text, wrong types, unknown fields",
-    429: "Too many requests in flight (see Retry-After)",
-    503: "No model loaded yet, shutting down, or the feedback store is unavailable",
+    429: "Too much work queued ahead of this request (see Retry-After)",
+    500: "The batch holding this request failed; other requests are unaffected",
+    503: "No model loaded yet, shutting down, the batch worker stopped, or the feedback store "
+    "is unavailable",
+    504: "The request deadline passed before the scores were ready",
 }
 
 
@@ -84,8 +91,18 @@ def over_limit(count: int, limit: int, what: str, where: str | None = None) -> N
         raise ApiError(413, f"{said}; at most {limit}")
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body reader passes it on (any other error it turns
+    into a 400): a chunked body over the limit is a 413 like a declared one."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes")
+
+
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        message = f"request body not received within {seconds:g} seconds"
+        super().__init__(408, message, headers={"Connection": "close"})
 
 
 def error_response(
@@ -93,10 +110,6 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"type": kind or STATUS_TYPES.get(status, "error"), "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def body_too_large(limit: int) -> JSONResponse:
-    return error_response(413, f"request body is larger than {limit} bytes")
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -110,7 +123,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     """Every error is {"error": {"type", "message"}}; an unexpected one is a 500 without a
     trace (the exception type goes to the log, never the request body)."""
 
@@ -126,9 +139,6 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
         assert isinstance(exc, HTTPException)
         return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
-    async def too_large(request: Request, exc: Exception) -> JSONResponse:
-        return body_too_large(max_body_bytes)
-
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log("unhandled error", logging.ERROR, error=type(exc).__name__, path=request.url.path)
         return error_response(500, "internal error; the request was not processed")
@@ -136,13 +146,13 @@ def install_error_handlers(app: FastAPI, max_body_bytes: int) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(Exception, unexpected)
 
 
 class Guard:
-    """Pure ASGI middleware around all routes: it sheds, limits and records every request,
-    including the ones it rejects before they reach a route."""
+    """Pure ASGI middleware around all routes: it limits, times and records every request,
+    including the ones it rejects before they reach a route. It never counts a request
+    against the load limit: that happens after authentication and the body (in the route)."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
@@ -159,49 +169,66 @@ class Guard:
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = 1
             await send(message)
 
-        rejection = self._reject(scope, path)
-        counted = path in SHED_PATHS and rejection is None
         try:
+            rejection = self._reject(scope, path)
             if rejection is not None:
                 await rejection(scope, receive, send_status)
-                return
-            if counted:
-                self.runtime.in_flight += 1
-                self.runtime.metrics.in_flight.inc()
-            await self.app(scope, self._limited(receive), send_status)
+            elif path in SHED_PATHS:
+                await self._with_deadline(scope, self._limited(receive), send_status, status)
+            else:
+                await self.app(scope, self._limited(receive), send_status)
         finally:
-            if counted:
-                self.runtime.in_flight -= 1
-                self.runtime.metrics.in_flight.dec()
             self._record(scope, path, status["code"], time.perf_counter() - started)
+
+    async def _with_deadline(
+        self, scope: Scope, receive: Receive, send: Send, status: dict[str, int]
+    ) -> None:
+        """The score request in full (body, queue, scoring) within the deadline, else 504."""
+        seconds = self.runtime.settings.request_deadline_seconds
+        try:
+            async with asyncio.timeout(seconds) as deadline:
+                await self.app(scope, receive, send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self.runtime.metrics.deadlines.inc()
+            if "started" not in status:
+                message = f"no answer within the {seconds:g} second deadline; retry later"
+                await error_response(504, message)(scope, receive, send)
 
     def _reject(self, scope: Scope, path: str) -> JSONResponse | None:
         settings = self.runtime.settings
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > settings.max_body_bytes:
-            return body_too_large(settings.max_body_bytes)
-        if path not in SHED_PATHS:
-            return None  # health, metrics and info are never shed
-        if self.runtime.draining or self.runtime.model is None:
+            error = BodyTooLarge(settings.max_body_bytes)
+            return error_response(error.status_code, error.detail)
+        if path in SHED_PATHS and (self.runtime.draining or self.runtime.model is None):
             return error_response(503, "not ready or shutting down; retry on another replica")
-        if self.runtime.in_flight >= settings.max_in_flight:
-            retry = str(settings.retry_after_seconds)
-            return error_response(
-                429, "too many requests in flight; retry later", headers={"Retry-After": retry}
-            )
-        return None
+        return None  # health, metrics and info are never shed
 
     def _limited(self, receive: Receive) -> Receive:
-        limit, received = self.runtime.settings.max_body_bytes, 0
+        """`receive` with the body limits: size (413) and arrival time from the head (408)."""
+        settings = self.runtime.settings
+        limit, received, complete = settings.max_body_bytes, 0, False
+        timeout = settings.timeout_body_seconds
+        body_deadline = asyncio.get_running_loop().time() + timeout
 
         async def wrapped() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect is not timed
+                return await receive()
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(timeout) from None
             received += len(message.get("body", b""))
+            complete = not message.get("more_body", False)
             if received > limit:
-                raise BodyTooLarge
+                raise BodyTooLarge(limit)
             return message
 
         return wrapped

@@ -9,12 +9,14 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from serving.batcher import BatchStats
 from serving.contract import HEADS
+
+if TYPE_CHECKING:  # the batcher logs through this module
+    from serving.batcher import BatchStats
 
 __all__ = ["Metrics", "configure_logging", "log"]
 
@@ -88,7 +90,20 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "helpdesk_in_flight", "Score requests being served", registry=self.registry
+            "helpdesk_in_flight",
+            "Score requests admitted (authenticated, body read) and not yet answered",
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "helpdesk_batcher_failures",
+            "Failed batches (their requests got 500) and batch worker deaths (restarted)",
+            ["what"],
+            registry=self.registry,
+        )
+        self.deadlines = Counter(
+            "helpdesk_deadline_expired",
+            "Score requests answered 504 because their deadline passed",
+            registry=self.registry,
         )
         self.model = Info("helpdesk_model", "The model being served", registry=self.registry)
         self.feedback = Counter(

@@ -87,7 +87,6 @@ class Runtime:
     model: ModelState | None = None
     batcher: MicroBatcher[ModelState] | None = None
     draining: bool = False
-    in_flight: int = 0
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def current(self) -> ModelState:

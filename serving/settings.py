@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     max_history: int = Field(20, ge=0, description="history turns per message (413 above)")
     max_chars: int = Field(20_000, ge=1, description="characters per text (413 above)")
     max_body_bytes: int = Field(2_000_000, ge=1, description="request body size (413 above)")
-    max_in_flight: int = Field(64, ge=1, description="concurrent score requests (429 above)")
     retry_after_seconds: int = Field(1, ge=1)
     drain_seconds: float = Field(20.0, ge=0, description="grace period on SIGTERM")
     api_keys: list[ApiKey] = Field(default_factory=list)
@@ -80,6 +79,32 @@ class Settings(BaseSettings):
     )
     feedback_quota_per_hour: int = Field(
         1000, ge=0, description="judgements one API key may send per rolling hour (429); 0: off"
+    )
+    # Connections, admission and deadlines: what one caller (or none) can hold.
+    timeout_header_seconds: float = Field(
+        10.0, gt=0, description="a connection without a complete request head this long is closed"
+    )
+    timeout_body_seconds: float = Field(
+        10.0, gt=0, description="a body not complete this long after its head: 408, closed"
+    )
+    timeout_keep_alive_seconds: int = Field(
+        5, ge=1, description="an idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="open connections; one more is closed at once (fd limit below)"
+    )
+    max_batch_tokens: int = Field(
+        256,
+        ge=1,
+        description="estimated tokens per ONNX batch: a short request waits at most one batch",
+    )
+    max_queued_tokens: int = Field(
+        32_768,
+        ge=1,
+        description="estimated tokens queued ahead of a score request (429 above; alone: admitted)",
+    )
+    request_deadline_seconds: float = Field(
+        30.0, gt=0, description="a score request not answered by then gets 504"
     )
 
     @field_validator("feedback_url")

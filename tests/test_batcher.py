@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from serving.batcher import BatchStats, MicroBatcher
+from serving.batcher import BatchFailed, BatchStats, MicroBatcher
 from serving.scorer import Scores, Timings
 
 
@@ -69,11 +69,11 @@ def test_a_failing_batch_fails_its_requests_and_the_worker_lives_on() -> None:
         batcher.start()
         try:
             await batcher.submit(["x"])
-        except RuntimeError as exc:
+        except BatchFailed as exc:
             message = str(exc)
         state.scorer.fail = False
         scores, _ = await batcher.submit(["abc"])
         await batcher.stop()
         return f"{message}:{scores[0].probabilities['frustration']}"
 
-    assert run(main()) == "boom:3.0"
+    assert run(main()) == "RuntimeError:3.0"

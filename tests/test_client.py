@@ -205,8 +205,8 @@ SCORE_KEY, FEEDBACK_KEY = "score-key", "feedback-only-key"
 
 @pytest.fixture(scope="module")
 def server(tiny_release: Path) -> Iterator[str]:
-    """The real server, with keys, one request in flight at most (a second one gets 429) and a
-    batching wait that keeps a request in flight long enough to be overtaken."""
+    """The real server, with keys, a queue limit one short request fills (a second one gets
+    429) and a batching wait that keeps a request queued long enough to be overtaken."""
     keys = [
         {"name": "crm", "sha256": hash_key(SCORE_KEY), "scopes": ["score"]},
         {"name": "agent-tool", "sha256": hash_key(FEEDBACK_KEY), "scopes": ["feedback"]},
@@ -216,7 +216,7 @@ def server(tiny_release: Path) -> Iterator[str]:
         tiny_release,
         port,
         HELPDESK_API_KEYS=json.dumps(keys),
-        HELPDESK_MAX_IN_FLIGHT="1",
+        HELPDESK_MAX_QUEUED_TOKENS="8",
         HELPDESK_MAX_BATCH_WAIT_MS="1500",
         HELPDESK_LOG_LEVEL="WARNING",  # stderr is a pipe nobody reads until the end
     )

@@ -59,7 +59,9 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case, live_url: str) -> N
 
 def test_overload_sheds_with_429_and_still_scores(tiny_release: Path) -> None:
     port = free_port()
-    process = start(tiny_release, port, HELPDESK_MAX_IN_FLIGHT="2", HELPDESK_MAX_BATCH_WAIT_MS="20")
+    process = start(
+        tiny_release, port, HELPDESK_MAX_QUEUED_TOKENS="800", HELPDESK_MAX_BATCH_WAIT_MS="20"
+    )
     try:
         wait_ready(port, process)
         url = f"http://127.0.0.1:{port}"

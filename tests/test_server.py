@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.auth import hash_key
+from serving.batcher import QueueFull
 from serving.contract import HEADS
 from serving.errors import UserError
 from serving.settings import ApiKey, Settings
@@ -183,16 +184,20 @@ def test_health_ready_info_metrics(client: TestClient) -> None:
         assert needle in text, needle
 
 
-def test_overload_is_429_with_retry_after_and_health_is_never_shed(client: TestClient) -> None:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    runtime.in_flight = runtime.settings.max_in_flight
-    try:
-        response = client.post("/v1/score", json={"messages": [{"text": "ok"}]})
-        assert response.status_code == 429 and response.headers["Retry-After"] == "1"
-        assert client.get("/healthz").status_code == 200
-        assert client.get("/metrics").status_code == 200
-    finally:
-        runtime.in_flight = 0
+def test_overload_is_429_with_retry_after_and_health_is_never_shed(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batcher = client.app.state.runtime.batcher  # type: ignore[attr-defined]
+
+    async def full(texts: list[str]) -> None:
+        raise QueueFull("queued ahead")
+
+    monkeypatch.setattr(batcher, "submit", full)
+    response = client.post("/v1/score", json={"messages": [{"text": "ok"}]})
+    assert response.status_code == 429 and response.headers["Retry-After"] == "1"
+    assert error_of(response)["type"] == "overloaded"
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 200
 
 
 def test_draining_is_503_but_health_answers(client: TestClient) -> None:

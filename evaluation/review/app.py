@@ -19,7 +19,6 @@ from serving.http import install_error_handlers
 __all__ = ["STATIC", "create_review_app"]
 
 STATIC = Path(__file__).parent / "static"
-MAX_BODY_BYTES = 100_000
 
 
 def create_review_app(settings: ReviewSettings | None = None) -> FastAPI:
@@ -43,5 +42,5 @@ def create_review_app(settings: ReviewSettings | None = None) -> FastAPI:
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
-    install_error_handlers(app, MAX_BODY_BYTES)
+    install_error_handlers(app)
     return app

@@ -1,4 +1,4 @@
-"""Liveness and readiness (for load balancers and Kubernetes probes)."""
+"""Liveness and readiness (for load balancers and Kubernetes probes; GET or HEAD)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,47 @@ from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
 from serving.http import ApiError, error_responses
+from serving.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> dict[str, str]:
+def batcher_trouble(runtime: Runtime) -> str | None:
+    """Why the batch worker cannot serve: stopped for good, or one batch hung past the
+    request deadline. None before the model loads (there is no worker yet) and when fine."""
+    batcher = runtime.batcher
+    if batcher is None:
+        return None
+    if not batcher.alive:
+        return "batch worker stopped"
+    if batcher.stuck(runtime.settings.request_deadline_seconds):
+        return "batch worker stuck"
+    return None
+
+
+@router.head("/healthz", include_in_schema=False)
+@router.get(
+    "/healthz",
+    responses=error_responses(503),
+    summary="The process is alive (503: its batch worker is gone, so restart it)",
+)
+async def healthz(runtime: RuntimeDep) -> dict[str, str]:
+    trouble = batcher_trouble(runtime)
+    if trouble and not runtime.draining:
+        raise ApiError(503, trouble)
     return {"status": "ok"}
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     responses=error_responses(503),
-    summary="A verified, warmed-up model is loaded and not draining",
+    summary="A verified, warmed-up model is loaded, its batch worker runs, and not draining",
 )
 async def readyz(runtime: RuntimeDep) -> dict[str, str]:
     if runtime.model is None or runtime.draining:
         raise ApiError(503, "not ready" if runtime.model is None else "draining")
+    trouble = batcher_trouble(runtime)
+    if trouble:
+        raise ApiError(503, trouble)
     return {"status": "ready", "model_sha256": runtime.model.ref["sha256"]}

@@ -36,6 +36,6 @@ async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
             "max_history": settings.max_history,
             "max_chars": settings.max_chars,
             "max_body_bytes": settings.max_body_bytes,
-            "max_in_flight": settings.max_in_flight,
+            "max_queued_tokens": settings.max_queued_tokens,
         },
     }

@@ -6,14 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from serving.batcher import BatcherDown, BatchFailed, QueueFull
 from serving.deps import RuntimeDep, ScoreCaller
-from serving.http import error_responses, over_limit
+from serving.http import ApiError, error_responses, over_limit
+from serving.runtime import ModelState, Runtime
 from serving.schemas import ScoreRequest, ScoreResponse
+from serving.scorer import Scores
 from serving.settings import Settings
 
 router = APIRouter(tags=["score"])
 
-ERRORS = error_responses(400, 401, 403, 413, 422, 429, 503)
+ERRORS = error_responses(400, 401, 403, 408, 413, 422, 429, 500, 503, 504)
 
 
 def check_limits(body: ScoreRequest, settings: Settings) -> None:
@@ -40,8 +43,7 @@ async def score(
     turns are context and are not scored."""
     check_limits(body, runtime.settings)
     texts = [text for m in body.messages for text in (*m.customer_history(), m.text)]
-    assert runtime.batcher is not None
-    scores, state = await runtime.batcher.submit(texts)
+    scores, state = await admitted(runtime, texts)
     results, offset = [], 0
     for message in body.messages:
         turns = scores[offset : offset + len(message.customer_history()) + 1]
@@ -53,3 +55,22 @@ async def score(
         messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)
     )
     return {"model": state.ref, "results": results}
+
+
+async def admitted(runtime: Runtime, texts: list[str]) -> tuple[list[Scores], ModelState]:
+    """Scores from the batcher. The request reaches this point authenticated and with its
+    whole body, so only such requests count as in flight or take queue room."""
+    assert runtime.batcher is not None
+    runtime.metrics.in_flight.inc()
+    try:
+        return await runtime.batcher.submit(texts)
+    except QueueFull:
+        retry = str(runtime.settings.retry_after_seconds)
+        message = "too much work queued ahead of this request; retry later"
+        raise ApiError(429, message, headers={"Retry-After": retry}) from None
+    except BatchFailed:
+        raise ApiError(500, "scoring failed for this batch; retry the request") from None
+    except BatcherDown:
+        raise ApiError(503, "the batch worker stopped; retry on another replica") from None
+    finally:
+        runtime.metrics.in_flight.dec()
