@@ -11,11 +11,12 @@ the only rules, and their answers come back as errors.
 Errors: every failure raises a `ScorerError` (attributes `kind`, `status`, `message`,
 `retry_after`). The subclass is chosen by the error body's `type` (the server's
 `serving.http.STATUS_TYPES`): `BadRequest` (400), `Unauthorized` (401), `Forbidden` (403),
-`NotFound` (404), `MethodNotAllowed` (405), `ModelRefused` (409), `TooLarge` (413),
-`InvalidInput` (422), `Overloaded` (429), `InternalError` (500), `Unavailable` (503) and
-`DeadlineExceeded` (504). A type this client does not know raises the base class, except that
-a 504 is `DeadlineExceeded` whatever its type; a body without a type (a proxy's page) is
-classed by its status. `TransportError`: no answer (connection refused or reset, timeout).
+`NotFound` (404), `MethodNotAllowed` (405), `BodyTimeout` (408), `ModelRefused` (409),
+`TooLarge` (413), `InvalidInput` (422), `Overloaded` (429; `QuotaExceeded` for a used-up
+feedback quota), `InternalError` (500), `Unavailable` (503) and `DeadlineExceeded` (504).
+A type this client does not know raises the base class, except that a 504 is
+`DeadlineExceeded` whatever its type; a body without a type (a proxy's page) is classed by
+its status. `TransportError`: no answer (connection refused or reset, timeout).
 
 Retries: a 429 or 503 is retried up to `max_retries` times, each after the answer's
 `Retry-After` seconds (or an exponential backoff without one), as long as the waits add up to
@@ -32,11 +33,12 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from serving.http import STATUS_TYPES
+from serving.http import QUOTA_EXCEEDED, STATUS_TYPES
 from serving.schemas import ErrorResponse, InfoResponse, Message, Result, ScoreResponse, Turn
 
 __all__ = [
     "BadRequest",
+    "BodyTimeout",
     "DeadlineExceeded",
     "Forbidden",
     "InternalError",
@@ -45,6 +47,7 @@ __all__ = [
     "ModelRefused",
     "NotFound",
     "Overloaded",
+    "QuotaExceeded",
     "ScorerClient",
     "ScorerError",
     "TooLarge",
@@ -94,6 +97,10 @@ class MethodNotAllowed(ScorerError):
     """The route does not take this method."""
 
 
+class BodyTimeout(ScorerError):
+    """The request body did not arrive within the server's body timeout."""
+
+
 class ModelRefused(ScorerError):
     """A model folder was refused on reload; the current model keeps serving."""
 
@@ -108,6 +115,10 @@ class InvalidInput(ScorerError):
 
 class Overloaded(ScorerError):
     """Too many requests in flight, still so after the retries."""
+
+
+class QuotaExceeded(Overloaded):
+    """This API key's feedback quota is used up for now, still so after the retries."""
 
 
 class InternalError(ScorerError):
@@ -132,6 +143,7 @@ BY_STATUS: dict[int, type[ScorerError]] = {
     403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
+    408: BodyTimeout,
     409: ModelRefused,
     413: TooLarge,
     422: InvalidInput,
@@ -140,7 +152,10 @@ BY_STATUS: dict[int, type[ScorerError]] = {
     503: Unavailable,
     504: DeadlineExceeded,
 }
-BY_TYPE = {STATUS_TYPES[s]: cls for s, cls in BY_STATUS.items() if s in STATUS_TYPES}
+BY_TYPE: dict[str, type[ScorerError]] = {
+    **{STATUS_TYPES[s]: cls for s, cls in BY_STATUS.items() if s in STATUS_TYPES},
+    QUOTA_EXCEEDED: QuotaExceeded,
+}
 
 
 def _retry_after(response: httpx.Response) -> float | None:

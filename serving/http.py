@@ -18,6 +18,8 @@ from serving.observability import log
 from serving.runtime import Runtime
 
 __all__ = [
+    "QUOTA_EXCEEDED",
+    "STATUS_TYPES",
     "ApiError",
     "Guard",
     "error_response",
@@ -42,6 +44,8 @@ STATUS_TYPES = {
     503: "unavailable",
     504: "deadline_exceeded",
 }
+#: A 429 that is one caller's feedback quota, not load: the one type not named by its status.
+QUOTA_EXCEEDED = "quota_exceeded"
 
 
 ERROR_DESCRIPTIONS = {

@@ -21,6 +21,7 @@ from serving.client import (
     Forbidden,
     InvalidInput,
     Overloaded,
+    QuotaExceeded,
     ScorerClient,
     ScorerError,
     TransportError,
@@ -29,7 +30,7 @@ from serving.client import (
     error_for,
 )
 from serving.contract import HEADS
-from serving.http import STATUS_TYPES, error_response
+from serving.http import QUOTA_EXCEEDED, STATUS_TYPES, error_response
 from serving.schemas import Message, ScoreResponse, Turn
 from serving.settings import Settings
 from tests.server_process import free_port, start, stop, wait_ready
@@ -181,6 +182,8 @@ def test_every_server_error_type_has_its_own_class() -> None:
     for status, kind in STATUS_TYPES.items():
         error = error_for(httpx.Response(status, json={"error": {"type": kind, "message": "m"}}))
         assert type(error) is BY_STATUS[status] and error.kind == kind
+    quota = error_for(httpx.Response(429, json={"error": {"type": QUOTA_EXCEEDED, "message": "m"}}))
+    assert type(quota) is QuotaExceeded and isinstance(quota, Overloaded)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
 from serving.feedback.schemas import check_head
 from serving.feedback.store import safe_url
-from serving.http import ApiError, error_responses, over_limit
+from serving.http import QUOTA_EXCEEDED, ApiError, error_responses, over_limit
 from serving.observability import log
 from serving.schemas import EXAMPLE_TEXT, ErrorResponse, Text, UnicodeStr
 
@@ -176,7 +176,7 @@ class FeedbackQuota:
                     429,
                     f"feedback quota: {used} of {self.per_hour} judgements sent in the last hour,"
                     f" this request has {count}; retry later",
-                    kind="quota_exceeded",
+                    kind=QUOTA_EXCEEDED,
                     headers={"Retry-After": str(int(wait) + 1)},
                 )
             sent.append((now, count))
