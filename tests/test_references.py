@@ -4,6 +4,7 @@ the phrasing principles, and a broken `[references]` table fails at load."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,12 @@ def test_a_bank_without_references_names_none(tmp_path: Path) -> None:
     path.write_text(BANK_HEAD)
     bank = load_phrases(path)
     assert find_references(bank.references, "Order 4471 arrived") == []
+
+
+@pytest.mark.parametrize("filler", [" ", "\t", "\n"])
+def test_a_long_run_after_a_cue_is_searched_quickly(filler: str) -> None:
+    """Patterns must not backtrack quadratically: a message may hold 20000 characters."""
+    text = "order number is" + filler * (20_000 // len(filler)) + "!"
+    start = time.perf_counter()
+    assert find_references(KINDS, text) == []
+    assert time.perf_counter() - start < 1.0
