@@ -126,6 +126,8 @@ def find_references(kinds: tuple[ReferenceKind, ...], text: str) -> list[Referen
             if start < 0 or not echoable(text, start, end):
                 continue
             value = text[start:end]
+            if kind.show_last and len(value) <= kind.show_last:
+                continue  # it would be echoed in full
             shown = value[-kind.show_last :] if kind.show_last else value
             found.append((start, order, Reference(kind.kind, shown)))
     refs: list[Reference] = []

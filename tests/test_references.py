@@ -48,7 +48,8 @@ def check_echo(text: str, ref: Reference) -> None:
     pieces = PIECES.split(text)
     tokens = [p for p in pieces if p.endswith(value)] if MASKED[ref.kind] else [value]
     assert any(t in pieces for t in tokens), f"{value!r} is not a whole token of {text!r}"
-    token = next(t for t in tokens if t in pieces and clean_occurrence(text, t))
+    token = next((t for t in tokens if t in pieces and clean_occurrence(text, t)), None)
+    assert token, f"every {value!r} in {text!r} is part of an amount, date, email or markup"
     digits = sum(c.isdigit() for c in token)
     assert 0 < digits <= MAX_DIGITS, "no digit, or a card-like number"
     assert any(c.isalpha() for c in token) or digits <= MAX_PHONE_DIGITS, "a phone number"
@@ -81,6 +82,7 @@ CORPUS = [
     ("My reservation code: QZ-881 was cancelled", [("booking", "QZ-881")]),
     ("confirmation number ZX81Q", [("reference", "ZX81Q")]),
     ("account number 12345678 is locked", [("account", "5678")]),
+    ("account 4471 is locked", []),  # shown in full if echoed at all
     ("(order 4471) and again: order 4471!", [("order", "4471")]),
     ("ticket 4471 and order 4471", [("ticket", "4471"), ("order", "4471")]),
     ("nothing to see here, my parcel is late", []),
