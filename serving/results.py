@@ -8,6 +8,7 @@ from typing import Any
 
 from serving.contract import HEADS
 from serving.phrasing import PhraseBank, suggest
+from serving.references import find_references
 from serving.routing import Policy, route
 from serving.scorer import Manifest, Scores
 
@@ -81,6 +82,8 @@ class Decider:
             p, self.policy, self.manifest.thresholds, self.manifest.uncertainty_margin, earlier
         )
         key = message_id if message_id is not None else hashlib.sha256(text.encode()).hexdigest()
+        frustrated = labels["frustration"] != "none"
+        refs = find_references(self.phrases.references, text)  # this message only, not history
         return {
             "id": message_id,
             "scores": {h: round(p[h], 4) for h in HEADS},
@@ -90,7 +93,8 @@ class Decider:
                 "priority": decision.priority,
                 "reason": decision.reason,
             },
-            "phrasing": suggest(self.phrases, decision.name, labels["frustration"] != "none", key),
+            "phrasing": suggest(self.phrases, decision.name, frustrated, key, refs),
+            "references": [{"kind": r.kind, "value": r.value} for r in refs],
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,
             **({"thread": thread} if thread else {}),

@@ -14,6 +14,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from serving.references import MAX_REFERENCES
 from serving.scorer import NOT_BLANK_PATTERN, text_error
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "HeadScores",
     "InfoResponse",
     "Message",
+    "ReferenceOut",
     "ReloadRequest",
     "ScoreRequest",
     "ScoreResponse",
@@ -152,12 +154,26 @@ class Thread(BaseModel):
     frustrated_in_a_row: int
 
 
+class ReferenceOut(BaseModel):
+    kind: str = Field(description="The phrase bank's name for it: order, ticket, booking...")
+    value: str = Field(
+        description="As the customer wrote it in this message (accounts: the last characters)."
+    )
+
+
 class Result(BaseModel):
     id: str | None
     scores: HeadScores
     labels: Labels
     route: RouteOut
-    phrasing: list[str]
+    phrasing: list[str] = Field(
+        description="Opener, a sentence naming the first reference when there is one, next step."
+    )
+    references: list[ReferenceOut] = Field(
+        default_factory=list,
+        description="References the customer gave in this message's text (not its history), "
+        f"in order, at most {MAX_REFERENCES}.",
+    )
     uncertain: list[str] = Field(description="Heads within the margin of their threshold.")
     truncated: bool = Field(description="The text was cut to the model's token limit.")
     thread: Thread | None = Field(None, description="Present when history was sent.")

@@ -96,12 +96,22 @@ SALES = re.compile(
 )
 
 
+PRINCIPLES = {
+    "admits liability": ADMISSION,
+    "promises amounts, dates or outcomes": PROMISE,
+    "recites policy": POLICY_RECITAL,
+    "sounds like a salesperson": SALES,
+}
+
+
+def broken_principles(phrase: str) -> list[str]:
+    """The phrasing principles `phrase` breaks (tests/test_references.py checks filled ones)."""
+    return [what for what, rule in PRINCIPLES.items() if rule.search(phrase)]
+
+
 @pytest.mark.parametrize("phrase", BANK.all_phrases())
 def test_every_phrase_follows_the_principles(phrase: str) -> None:
-    assert not ADMISSION.search(phrase), "admits liability"
-    assert not PROMISE.search(phrase), "promises amounts, dates or outcomes"
-    assert not POLICY_RECITAL.search(phrase), "recites policy"
-    assert not SALES.search(phrase), "sounds like a salesperson"
+    assert broken_principles(phrase) == []
 
 
 def test_disengaged_phrasing_is_brief() -> None:

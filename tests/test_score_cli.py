@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from serving.contract import HEADS
+from tests.test_server import RESULT_KEYS
 
 ROOT = Path(__file__).parents[1]
-RESULT_KEYS = {"id", "scores", "labels", "route", "phrasing", "uncertain", "truncated"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

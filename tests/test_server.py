@@ -18,7 +18,16 @@ from serving.contract import HEADS
 from serving.errors import UserError
 from serving.settings import ApiKey, Settings
 
-RESULT_KEYS = {"id", "scores", "labels", "route", "phrasing", "uncertain", "truncated"}
+RESULT_KEYS = {
+    "id",
+    "scores",
+    "labels",
+    "route",
+    "phrasing",
+    "references",
+    "uncertain",
+    "truncated",
+}
 
 
 def make_client(release: Path, **overrides: object) -> TestClient:
@@ -121,6 +130,26 @@ def test_same_message_same_phrasing(client: TestClient) -> None:
     body = {"messages": [{"id": "x", "text": "charged twice this is terrible"}]}
     first = client.post("/v1/score", json=body).json()["results"][0]["phrasing"]
     assert client.post("/v1/score", json=body).json()["results"][0]["phrasing"] == first
+
+
+def test_phrasing_names_the_customers_reference_from_this_message_only(
+    client: TestClient,
+) -> None:
+    """The order the customer just named is acknowledged; one named only in history is not
+    (an agent's turn could name anything, and an old reference may not be this one)."""
+    messages = [
+        {"text": "Order 4471 arrived with a cracked screen"},
+        {
+            "text": "still broken",
+            "history": ["order 9911 is late", {"role": "agent", "text": "order 5522?"}],
+        },
+    ]
+    named, earlier = client.post("/v1/score", json={"messages": messages}).json()["results"]
+    assert any("order 4471" in p for p in named["phrasing"])
+    assert named["references"] == [{"kind": "order", "value": "4471"}]
+    assert earlier["references"] == [] and not any(
+        c.isdigit() for p in earlier["phrasing"] for c in p
+    )
 
 
 @pytest.mark.parametrize(
