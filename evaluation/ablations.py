@@ -23,7 +23,7 @@ import pandas as pd
 
 from evaluation.metrics import auroc
 from serving import text as text_path
-from serving.contract import HEADS, mask_column
+from serving.contract import HEADS, RELEASE_DIR, mask_column
 from serving.scorer import Scorer
 
 
@@ -75,7 +75,7 @@ def measure(scorer: Scorer, rows: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/processed/dataset.parquet"))
     parser.add_argument("--split", default="dev")
     args = parser.parse_args()

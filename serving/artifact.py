@@ -36,6 +36,7 @@ from serving.contract import (
     MANIFEST_FILE,
     MAX_LENGTH_TOKENS,
     MODEL_FILE,
+    RELEASE_DIR,
     TOKENIZER_FILE,
 )
 from serving.errors import UserError
@@ -219,6 +220,11 @@ def verify_folder(folder: Path, pinned: str | None = None) -> Manifest:
     """Check every file against SHA256SUMS, the digest against `pinned` (if given) and the
     manifest's fields; raise ModelError naming the file (and field) if not."""
     try:
+        if not folder.is_dir():
+            raise ModelError(
+                f"model folder {folder} does not exist (point at one with --model or "
+                "HELPDESK_MODEL_DIR)"
+            )
         if not (folder / MANIFEST_FILE).is_file():
             raise ModelError(f"model folder {folder} has no {MANIFEST_FILE}")
         listed = _read_checksums(folder)
@@ -258,7 +264,7 @@ def seal(folder: Path) -> str:
 
 
 if __name__ == "__main__":
-    for argument in sys.argv[1:] or ["models/release"]:
+    for argument in sys.argv[1:] or [str(RELEASE_DIR)]:
         try:
             print(f"{seal(Path(argument))}  {argument}")
         except UserError as exc:

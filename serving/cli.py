@@ -14,6 +14,7 @@ import typer
 
 from serving.cli_common import fail, user_errors
 from serving.cli_feedback import feedback_app
+from serving.contract import RELEASE_DIR
 from serving.errors import UserError
 from serving.phrasing import DEFAULT_PHRASES
 from serving.routing import DEFAULT_POLICY
@@ -28,7 +29,6 @@ app = typer.Typer(
 )
 
 DEFAULT_MIRROR = Path("../shared/data")
-DEFAULT_MODEL = Path("models/release")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -154,7 +154,7 @@ def score(
         Path,
         typer.Option("-o", "--output", help="Output JSONL; with --engine ray a Parquet folder."),
     ],
-    model: Annotated[Path, typer.Option(help="Model folder.")] = DEFAULT_MODEL,
+    model: Annotated[Path, typer.Option(help="Model folder.")] = RELEASE_DIR,
     policy: Annotated[Path, typer.Option(help="Routing policy TOML.")] = DEFAULT_POLICY,
     phrases: Annotated[Path, typer.Option(help="Phrase bank TOML.")] = DEFAULT_PHRASES,
     batch_size: Annotated[int, typer.Option(min=1, max=1024)] = 64,
@@ -336,6 +336,7 @@ def serve(
             log_config=None,
             timeout_graceful_shutdown=int(settings.drain_seconds),
             timeout_keep_alive=settings.timeout_keep_alive_seconds,
+            loop=settings.event_loop,
             backlog=BACKLOG,
             http=guarded_protocol(
                 settings.timeout_header_seconds, connection_cap(settings.max_connections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "MODEL_CARD_FILE",
     "MODEL_FILE",
     "OUTPUT_NAME",
+    "RELEASE_DIR",
     "SPLITS",
     "TOKENIZER_FILE",
     "mask_column",
@@ -27,6 +29,10 @@ SPLITS: Final = ("train", "dev", "test")
 
 #: Dataset column prefix for "this source has a label for this head" (1.0) or not (0.0).
 MASK_PREFIX: Final = "has_"
+
+#: The shipped model: `models/release` of the checkout this package runs from, whatever the
+#: working directory (a default path relative to it broke the installed command elsewhere).
+RELEASE_DIR: Final = Path(__file__).resolve().parents[1] / "models" / "release"
 
 #: Files of a released model folder.
 MODEL_FILE: Final = "model.onnx"

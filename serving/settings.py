@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
+from serving.contract import RELEASE_DIR
 from serving.feedback.models import AUTHOR_MAX_CHARS
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
@@ -45,13 +47,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HELPDESK_", protected_namespaces=())
 
-    model_dir: Path = Path("models/release")
+    model_dir: Path = RELEASE_DIR
     policy_file: Path = DEFAULT_POLICY
     phrases_file: Path = DEFAULT_PHRASES
     host: str = "127.0.0.1"
     port: int = 8000
     threads: int = Field(default_factory=_cpu_quota, ge=1, description="onnxruntime threads")
     spin: bool = Field(False, description="onnxruntime threads busy-wait between batches")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="uvicorn's event loop; auto: uvloop when installed"
+    )
     max_batch_size: int = Field(64, ge=1, le=1024, description="texts per ONNX batch")
     max_batch_wait_ms: float = Field(
         0.0,

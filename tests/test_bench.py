@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import settled_growth, targets
+from evaluation.bench.report import TWO_WORKERS, settled_growth, targets
 from evaluation.bench.server import best_rate, timing_split
 from serving.contract import HEADS
 from tests.server_process import ROOT
@@ -159,6 +159,7 @@ def test_targets_are_marked_from_the_numbers() -> None:
                 "idle_rss_mb": 200,
             },
             "pipeline": {"steps": [step(25, 30, 45)], "best_rate_p99_50ms": 25.0},
+            TWO_WORKERS: {"steps": [step(250, 8, 30)], "best_rate_p99_50ms": 250.0},
         },
         "soak": {
             "rss_growth_mb": 31.0,
@@ -176,6 +177,7 @@ def test_targets_are_marked_from_the_numbers() -> None:
         "200 single-message req/s with p99 <= 50 ms, zero errors": False,
         ">= 250 single-message req/s": False,
         ">= 5x the pipeline server's rate at the same p99": True,
+        "deploy layout": True,
         "128-token messages": None,
         "<= 400 MB resident per worker": True,
         "no memory growth over the soak": True,
@@ -212,7 +214,7 @@ def test_bench_command_smoke_writes_results_docs_and_plot(
         "onnx fp32",
         "onnx int8",
     }
-    for name in ("ours", "pipeline"):
+    for name in ("ours", TWO_WORKERS, "pipeline"):
         server = results["servers"][name]
         assert server["steps"] and server["long"] and server["varied"]
         assert all(s["statuses"] == {"200": s["sent"]} for s in server["steps"])

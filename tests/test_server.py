@@ -375,3 +375,27 @@ def test_key_check_compares_every_stored_hash(monkeypatch: pytest.MonkeyPatch) -
         assert len(calls) == len(KEYS)
     assert auth.authenticate(ADMIN_KEY, KEYS) is KEYS[1]
     assert auth.authenticate(None, KEYS) is None
+
+
+def test_the_default_model_is_the_checkouts_release_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`helpdesk-scorer score` run outside the checkout once looked for ./models/release; the
+    default is now absolute, and a missing folder says how to point at another."""
+    import subprocess
+    import sys
+
+    from serving.contract import RELEASE_DIR
+    from serving.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    assert RELEASE_DIR.is_absolute() and (RELEASE_DIR / "manifest.json").is_file()
+    assert Settings().model_dir == RELEASE_DIR
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "serve", "--model", str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "--model or HELPDESK_MODEL_DIR" in result.stderr

@@ -24,7 +24,7 @@ import pandas as pd
 
 from serving.batch import score_file
 from serving.bulk_ray import flatten, prepare_job, ray_session, score_archive
-from serving.contract import HEADS
+from serving.contract import HEADS, RELEASE_DIR
 from serving.phrasing import load_phrases
 from serving.results import Decider
 from serving.routing import load_policy
@@ -146,7 +146,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--threads-per-worker", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from serving.contract import HEADS
+from serving.contract import HEADS, RELEASE_DIR
 from serving.scorer import Scorer
 
 
@@ -46,7 +46,7 @@ def batch_dependence(scorer: Scorer, texts: list[str], batch: int, seed: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--data", type=Path, default=Path("data/processed/dataset.parquet"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--messages", type=int, default=400)

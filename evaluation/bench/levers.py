@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from evaluation.bench.model import inputs
 from evaluation.bench.server import SENTENCES
-from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, RELEASE_DIR, TOKENIZER_FILE
 from serving.text import TONE_FEATURES, load_tokenizer
 
 __all__ = ["Variant", "measure"]
@@ -71,8 +71,9 @@ def calibration_texts(count: int = 512, seed: int = 0) -> list[str]:
 
 
 def same_shape_graphs(release: Path, folder: Path, depths: tuple[int, ...]) -> dict[str, Path]:
-    """fp32, dynamic, static QDQ (release recipe), static QOperator and QDQ with every MatMul
-    of the 6-layer stand-in, and the release recipe on students of `depths` layers."""
+    """fp32, dynamic, static QDQ (release recipe) and variants of it (QOperator format, every
+    MatMul, per-tensor weight scales) of the 6-layer stand-in, and the release recipe on
+    students of `depths` layers."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     from evaluation.bench.torch_model import load_torch_model
@@ -109,15 +110,23 @@ def same_shape_graphs(release: Path, folder: Path, depths: tuple[int, ...]) -> d
         graphs["same shape, static QDQ, every MatMul"] = static(
             fp32, folder / "qdq_all.onnx", nodes_to_exclude=[]
         )
+        graphs["same shape, static QDQ, per-tensor weights"] = static(
+            fp32, folder / "qdq_tensor.onnx", per_channel=False
+        )
+        graphs["same shape, static QDQ, per-tensor, every MatMul"] = static(
+            fp32, folder / "qdq_tensor_all.onnx", per_channel=False, nodes_to_exclude=[]
+        )
     return graphs
 
 
-def variants(release: Path, graphs: dict[str, Path]) -> list[Variant]:
+def variants(release: Path, graphs: dict[str, Path], student: Path | None) -> list[Variant]:
     graph = release / MODEL_FILE
+    trained = [Variant("trained student, int8", student / MODEL_FILE)] if student else []
     return [
         *(Variant(f"release, opt {level}", graph, level) for level in LEVELS),
         Variant("release, opt all, 1 thread", graph, threads=1),
         *(Variant(name, path) for name, path in graphs.items()),
+        *trained,
     ]
 
 
@@ -157,14 +166,15 @@ def measure(variants: list[Variant], release: Path, repeats: int) -> list[dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--release", type=Path, default=Path("models/release"))
+    parser.add_argument("--release", type=Path, default=RELEASE_DIR)
     parser.add_argument("--repeats", type=int, default=40, help="rounds at batch 1 (a third at 8)")
     parser.add_argument("--depths", type=int, nargs="+", default=[6, 4, 3])
+    parser.add_argument("--student", type=Path, default=None, help="a trained student's release")
     parser.add_argument("--out", type=Path, default=Path("reports/levers.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="levers-") as folder:
         graphs = same_shape_graphs(args.release, Path(folder), tuple(args.depths))
-        rows = measure(variants(args.release, graphs), args.release, args.repeats)
+        rows = measure(variants(args.release, graphs, args.student), args.release, args.repeats)
     print(f"{'variant':42} {'batch':>5} {'tokens':>6} {'p50 ms':>8} {'p90 ms':>8} {'ms/msg':>7}")
     for r in rows:
         print(

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, RELEASE_DIR, TOKENIZER_FILE
 from serving.text import TONE_FEATURES
 from training.run_folder import FP32_ONNX_FILE
 
@@ -181,7 +181,7 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--release", type=Path, default=Path("models/release"))
+    parser.add_argument("--release", type=Path, default=RELEASE_DIR)
     parser.add_argument("--run", type=Path, default=None, help="run folder: torch and fp32 rows")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=50)

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from evaluation.bench.torch_model import load_torch_model
-from serving.contract import HEADS
+from serving.contract import HEADS, RELEASE_DIR
 from serving.text import TONE_FEATURES
 
 __all__ = ["create_app"]
@@ -96,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=None, help="training run folder")
     parser.add_argument(
-        "--release", type=Path, default=Path("models/release"), help="calibration without a run"
+        "--release", type=Path, default=RELEASE_DIR, help="calibration without a run"
     )
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")

@@ -26,6 +26,7 @@ import httpx
 from evaluation.bench.load import percentiles
 from evaluation.bench.server import Server, free_port, serve
 from serving.auth import hash_key
+from serving.contract import RELEASE_DIR
 from serving.settings import Settings
 
 __all__ = ["main"]
@@ -142,7 +143,7 @@ async def large(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--stalled", type=int, default=500)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the large run")

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from evaluation.bench.server import Server, free_port, rss_mb, serve
+from serving.contract import RELEASE_DIR
 
 __all__ = ["reload_memory"]
 
@@ -49,7 +50,7 @@ def reload_memory(server: Server, model: Path, reloads: int) -> dict[str, object
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--reloads", type=int, default=100)
     args = parser.parse_args()
     model = args.model.resolve()

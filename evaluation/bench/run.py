@@ -1,5 +1,6 @@
-"""One command for the whole benchmark: model level, the generator's own floor, both server
-ladders (64-token, 128-token and varied-length messages), memory and a soak; then the JSON
+"""One command for the whole benchmark: model level, the generator's own floor, the server
+ladders (64-token, 128-token and varied-length messages) of ours (one process, and the deploy
+layout of two one-thread processes) and of the pipeline baseline, memory and a soak; then the JSON
 results, the plot and docs/benchmarks.md.
 
     python -m evaluation.bench run --out reports/bench   # a fresh clone: no training run needed
@@ -26,7 +27,7 @@ from tokenizers import Tokenizer
 
 from evaluation.bench import model as model_bench
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import render
+from evaluation.bench.report import TWO_WORKERS, render
 from evaluation.bench.server import (
     Server,
     best_rate,
@@ -36,8 +37,9 @@ from evaluation.bench.server import (
     rss_mb,
     serve,
 )
+from evaluation.bench.server_levers import Variant
 from evaluation.bench.soak import soak
-from serving.contract import TOKENIZER_FILE
+from serving.contract import RELEASE_DIR, TOKENIZER_FILE
 from serving.errors import UserError
 from training.run_folder import load_run
 
@@ -118,6 +120,14 @@ def machine() -> dict[str, object]:
     }
 
 
+def _two_workers(release: Path, env: list[str]) -> tuple[list[str], int, dict[str, str]]:
+    """The deploy layout on this machine: two single-thread processes behind one port."""
+    port = free_port()
+    layout = Variant("two 1-thread workers", {"HELPDESK_THREADS": "1"}, workers=2)
+    command, settings = layout.command(release, port)
+    return command, port, {**settings, **dict(e.split("=", 1) for e in env)}
+
+
 def _ours(release: Path, threads: int, env: list[str]) -> tuple[list[str], int, dict[str, str]]:
     port = free_port()
     command = [sys.executable, "-m", "serving.cli", "serve", "--model", str(release)]
@@ -184,6 +194,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             asyncio.run(run_step(health, rate, plan.seconds)).as_dict() for rate in plan.floor_rates
         ]
         servers["ours"] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
+    with serve(TWO_WORKERS, *_two_workers(args.release, args.server_env)) as server:
+        servers[TWO_WORKERS] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
     has_torch = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
     if not has_torch:
         print(
@@ -208,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m evaluation.bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     go = commands.add_parser("run", help="run the whole benchmark and write the report")
-    go.add_argument("--release", type=Path, default=Path("models/release"))
+    go.add_argument("--release", type=Path, default=RELEASE_DIR)
     go.add_argument(
         "--run",
         type=Path,

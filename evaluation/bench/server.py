@@ -35,6 +35,7 @@ __all__ = [
     "free_port",
     "ladder",
     "poll_ready",
+    "process_tree",
     "rss_mb",
     "serve",
 ]
@@ -83,18 +84,44 @@ def poll_ready(
     return False
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a multi-worker server's workers), from /proc (Linux)."""
+    tree, index = [pid], 0
+    while index < len(tree):
+        current = tree[index]
+        index += 1
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                tree += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue  # the task ended meanwhile
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process, its threads and its child processes so far."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of a process and its child processes, from /proc (Linux)."""
+    total, found = 0.0, False
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.startswith("VmRSS:"):
+                total, found = total + int(line.split()[1]) / 1024, True
+    return total if found else float("nan")
 
 
 def bodies(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from evaluation.bench.load import Target, run_step
 from evaluation.bench.server import Server, free_port, rss_mb, serve
+from serving.contract import RELEASE_DIR
 
 __all__ = ["soak", "varied_bodies"]
 
@@ -103,7 +104,7 @@ def soak(server: Server, seconds: float, rate: float) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/release"))
+    parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--rate", type=float, default=15.0, help="requests per second")
     args = parser.parse_args()

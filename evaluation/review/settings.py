@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from serving.contract import RELEASE_DIR
 from serving.feedback.store import DEFAULT_URL
 
 __all__ = ["ReviewSettings"]
@@ -28,7 +29,7 @@ class ReviewSettings(BaseSettings):
     )
 
     report_dir: Path = Path("reports/eval")
-    model_dir: Path = Path("models/release")
+    model_dir: Path = RELEASE_DIR
     # the scoring server's HELPDESK_FEEDBACK_URL too, so agents' flags land on this page
     store_url: str = Field(
         DEFAULT_URL,
