@@ -29,7 +29,6 @@ app = typer.Typer(
 )
 
 DEFAULT_MIRROR = Path("../shared/data")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @app.command()
@@ -306,42 +305,15 @@ def serve(
 ) -> None:
     """Start the scoring server (all settings: HELPDESK_* environment variables, see README)."""
     with user_errors():
-        import uvicorn
-
-        from serving.app import create_app
-        from serving.connections import BACKLOG, connection_cap, guarded_protocol
-        from serving.observability import configure_logging, log
-        from serving.scorer import verify_folder
+        from serving.server import run_server
         from serving.settings import Settings
 
         overrides = {"host": host, "port": port, "model_dir": model}
         settings = Settings().model_copy(
             update={k: v for k, v in overrides.items() if v is not None}
         )
-        configure_logging(settings.log_level)
-        verify_folder(settings.model_dir)  # the model loads in the lifespan: fail fast here
-        if not settings.api_keys:
-            log(
-                "no API keys configured: serving on loopback only, without auth",
-                requested_host=settings.host,
-            )
-            if settings.host not in LOOPBACK:
-                settings.host = "127.0.0.1"
-        app = create_app(settings)  # validates the policy and phrase files
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=int(settings.drain_seconds),
-            timeout_keep_alive=settings.timeout_keep_alive_seconds,
-            loop=settings.event_loop,
-            backlog=BACKLOG,
-            http=guarded_protocol(
-                settings.timeout_header_seconds, connection_cap(settings.max_connections)
-            ),
-        )
+        if not run_server(settings):
+            raise typer.Exit(3)  # the lifespan refused the model or the port was taken
 
 
 @app.command()
@@ -378,6 +350,8 @@ def review(
                 **{k: v for k, v in overrides.items() if v is not None},
             }
         )
+        from serving.server import LOOPBACK
+
         load_report(settings.report_dir)  # fail fast, before the server starts
         verify_folder(settings.model_dir)
         FeedbackStore.open(settings.store_url).close()

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     port: int = 8000
     threads: int = Field(default_factory=_cpu_quota, ge=1, description="onnxruntime threads")
     spin: bool = Field(False, description="onnxruntime threads busy-wait between batches")
+    reuse_port: bool = Field(
+        False, description="bind with SO_REUSEPORT: several servers share one port"
+    )
     event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
         "auto", description="uvicorn's event loop; auto: uvloop when installed"
     )

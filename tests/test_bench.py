@@ -281,3 +281,36 @@ def test_request_bodies_have_the_asked_length_even_from_a_padding_tokenizer(
     made = bodies(tokenizer, [8, 16], count=6)
     lengths = [len(tokenizer.encode(json.loads(b)["messages"][0]["text"]).ids) for b in made]
     assert all(length in (7, 8, 15, 16) for length in lengths), lengths
+
+
+def test_replicas_share_one_port_and_stop_together(tiny_release: Path) -> None:
+    """The deploy layout's stand-in: two whole servers on one port (SO_REUSEPORT), each
+    answering, both stopped by one SIGTERM to the launcher."""
+    import httpx
+
+    from evaluation.bench.server import process_tree
+    from tests.server_process import free_port, stop, wait_ready
+
+    port = free_port()
+    options = ["--count", "2", "--model", str(tiny_release), "--port", str(port)]
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "evaluation.bench.replicas", *options],
+        cwd=ROOT,
+        env={**os.environ, "HELPDESK_THREADS": "1", "HELPDESK_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_ready(port, launcher)
+        replicas = process_tree(launcher.pid)[1:]
+        assert len(replicas) == 2
+        for _ in range(10):  # a new connection each time: the kernel picks a replica
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/v1/score", json={"messages": [{"text": "late"}]}
+            )
+            assert answer.status_code == 200
+    finally:
+        stop(launcher)
+    assert launcher.returncode == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in replicas)

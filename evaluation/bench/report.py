@@ -26,10 +26,11 @@ METHOD = """## Method
   then one of about 128 tokens (the released model's `max_length`: the cost of the longer
   context), then a third ladder mixes 8 to 128 tokens.
 - **Ours**: `helpdesk-scorer serve` on the released int8 model, default settings except
-  `HELPDESK_THREADS`; then the deploy layout, two one-thread processes behind one port
-  (uvicorn's `--workers 2`, standing in for two one-CPU replicas behind a Service; memory and
-  CPU summed over both); the timing split (queue wait per request; tokenize and inference per
-  batch; mean batch size) is the difference of two `/metrics` snapshots around the step.
+  `HELPDESK_THREADS`; then the deploy layout, two such servers with one thread each on one
+  port (`evaluation.bench.replicas`, SO_REUSEPORT: the stand-in for two one-CPU replicas behind
+  a Service; memory and CPU summed over both). The timing split (queue wait per request;
+  tokenize and inference per batch; mean batch size) is the difference of two `/metrics`
+  snapshots around the step (for the two servers, of the one that answered the scrape).
 - **Pipeline baseline** (`evaluation/bench/pipeline_server.py`): what a user would otherwise
   write: FastAPI + a transformers `feature-extraction` pipeline (fp32 torch, mean pooling, a
   linear head and temperatures), a sync endpoint, default uvicorn, one worker, the same thread

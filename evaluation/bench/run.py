@@ -123,7 +123,7 @@ def machine() -> dict[str, object]:
 def _two_workers(release: Path, env: list[str]) -> tuple[list[str], int, dict[str, str]]:
     """The deploy layout on this machine: two single-thread processes behind one port."""
     port = free_port()
-    layout = Variant("two 1-thread workers", {"HELPDESK_THREADS": "1"}, workers=2)
+    layout = Variant("two 1-thread replicas", {"HELPDESK_THREADS": "1"}, replicas=2)
     command, settings = layout.command(release, port)
     return command, port, {**settings, **dict(e.split("=", 1) for e in env)}
 

@@ -5,9 +5,9 @@ driven up the same open-loop ladder of single-message 64-token requests, one aft
     python -m evaluation.bench.server_levers --student models/runs/student3/release --only student
 
 Variants change one thing against the default: the event loop, the batch token budget, the
-process layout (uvicorn's own `--workers 2`, each worker one onnxruntime thread: a stand-in
-for two one-CPU replicas behind a Service; it runs without our connection guard; CPU and memory
-are summed over the workers), or the model (a distilled student, when `--student` names its folder).
+process layout (two of our servers with one onnxruntime thread each on one port,
+`evaluation.bench.replicas`: the stand-in for two one-CPU replicas behind a Service; CPU and
+memory summed over both), or the model (a distilled student, when `--student` names its folder).
 The uvloop variant needs `pip install uvloop`. Prints a table and writes JSON; a benchmark,
 not a test: run it on an idle machine.
 """
@@ -36,17 +36,16 @@ class Variant:
     name: str
     env: dict[str, str] = field(default_factory=dict)
     model: Path | None = None  # None: the release
-    workers: int = 0  # > 0: uvicorn's multi-process mode instead of `serve`
+    replicas: int = 1  # > 1: that many servers on one port (evaluation.bench.replicas)
 
     def command(self, release: Path, port: int) -> tuple[list[str], dict[str, str]]:
         model = self.model or release
         env = {"HELPDESK_THREADS": "2", "HELPDESK_LOG_LEVEL": "WARNING", **self.env}
-        if self.workers:
-            app = ["uvicorn", "serving.app:create_app", "--factory", "--port", str(port)]
-            options = ["--workers", str(self.workers), "--log-level", "warning"]
-            return [sys.executable, "-m", *app, *options], {**env, "HELPDESK_MODEL_DIR": str(model)}
-        serve_ = ["serving.cli", "serve", "--model", str(model), "--port", str(port)]
-        return [sys.executable, "-m", *serve_], env
+        where = ["--model", str(model), "--port", str(port)]
+        if self.replicas > 1:
+            launcher = ["evaluation.bench.replicas", "--count", str(self.replicas)]
+            return [sys.executable, "-m", *launcher, *where], env
+        return [sys.executable, "-m", "serving.cli", "serve", *where], env
 
 
 def variants(student: Path | None) -> list[Variant]:
@@ -56,18 +55,18 @@ def variants(student: Path | None) -> list[Variant]:
         Variant("uvloop", {"HELPDESK_EVENT_LOOP": "uvloop"}),
         Variant("512-token batches", {"HELPDESK_MAX_BATCH_TOKENS": "512"}),
         Variant("1024-token batches", {"HELPDESK_MAX_BATCH_TOKENS": "1024"}),
-        Variant("2 workers x 1 thread", {"HELPDESK_THREADS": "1"}, workers=2),
+        Variant("2 replicas x 1 thread", {"HELPDESK_THREADS": "1"}, replicas=2),
         Variant(
-            "2 workers, 512-token",
+            "2 replicas, 512-token",
             {"HELPDESK_THREADS": "1", "HELPDESK_MAX_BATCH_TOKENS": "512"},
-            workers=2,
+            replicas=2,
         ),
     ]
     if student is not None:
         found += [
             Variant("student", model=student),
             Variant("student, 512-token", {"HELPDESK_MAX_BATCH_TOKENS": "512"}, model=student),
-            Variant("student, 2 workers", {"HELPDESK_THREADS": "1"}, model=student, workers=2),
+            Variant("student, 2 replicas", {"HELPDESK_THREADS": "1"}, model=student, replicas=2),
         ]
     return found
 
@@ -87,7 +86,7 @@ def summary(variant: Variant, steps: list[dict[str, object]]) -> dict[str, objec
     clean = [s for s in steps if not s["errors"]]
     top = clean[-1] if clean else {}
     row["cpu_ms_per_request_at_top"] = top.get("server_cpu_ms_per_request")
-    row["mean_batch_at_top"] = top.get("mean_batch")  # /metrics of one worker when several
+    row["mean_batch_at_top"] = top.get("mean_batch")  # /metrics of one replica when several
     return row
 
 
