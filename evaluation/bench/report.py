@@ -334,18 +334,18 @@ def render(results: Result, docs: Path) -> None:
         f"- Command: `{results['command']}`",
         f"- Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gb']} GB; {versions}",
         f"- Load average (1, 5, 15 min) before: {_loads(m['load_average_before'])}, after: "
-        f"{_loads(m.get('load_average_after', []))}. Anything well above 0 means other work "
-        "shared the cores.",
+        f"{_loads(m.get('load_average_after', []))}. Before: well above 0 means other work "
+        "was running (or just ended: it decays over minutes); after: includes this run's own "
+        "servers and load generator.",
         *(
             [
                 "",
-                f"**The 1-minute load average was {busiest:.1f} on {m['cpus']} CPUs: other work "
-                "shared the cores, so latencies and rates here understate the server; rerun on "
-                "an idle machine before quoting them.** Server CPU ms per request and memory "
-                "are the figures least moved by that.",
+                f"**The 1-minute load average was {busiest:.1f} on {m['cpus']} CPUs when the run "
+                "started: other work was sharing the cores, so latencies and rates here "
+                "understate the server; rerun on an idle machine before quoting them.** Server "
+                "CPU ms per request and memory are the figures least moved by that.",
             ]
-            if (busiest := max(m["load_average_before"][0], m.get("load_average_after", [0])[0]))
-            > 0.5 * m["cpus"]
+            if (busiest := m["load_average_before"][0]) > 0.5 * m["cpus"]
             else []
         ),
         "",
