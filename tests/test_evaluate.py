@@ -188,7 +188,7 @@ def test_bad_input_is_one_clear_error(
     tiny_release: Path, tiny_dataset: Path, tmp_path: Path
 ) -> None:
     base = ["evaluate", "--data", str(tiny_dataset), "--out", str(tmp_path / "o")]
-    _one_error(run_cli(*base, str(tmp_path / "missing")), "no manifest.json")
+    _one_error(run_cli(*base, str(tmp_path / "missing")), "does not exist")
     _one_error(run_cli(*base, str(tiny_release), "--split", "nope"), "unknown split")
     _one_error(
         run_cli("evaluate", str(tiny_release), "--data", str(tmp_path / "x.parquet")),
