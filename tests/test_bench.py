@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import TWO_WORKERS, settled_growth, targets
 from evaluation.bench.server import best_rate, timing_split
+from evaluation.bench.targets import TWO_WORKERS, settled_growth, targets
 from serving.contract import HEADS
 from tests.server_process import ROOT
 

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 from evaluation.bench import model as model_bench
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import TWO_WORKERS, render
+from evaluation.bench.report import render
 from evaluation.bench.server import (
     Server,
     best_rate,
@@ -39,6 +39,7 @@ from evaluation.bench.server import (
 )
 from evaluation.bench.server_levers import Variant
 from evaluation.bench.soak import soak
+from evaluation.bench.targets import TWO_WORKERS
 from serving.contract import RELEASE_DIR, TOKENIZER_FILE
 from serving.errors import UserError
 from training.run_folder import load_run
