@@ -220,6 +220,10 @@ class MicroBatcher(Generic[S]):
                 self._fail(picks, BatchFailed(type(exc).__name__))
             finally:
                 self._busy_since = None
+                # finished jobs pin their model: drop them now, not when the next batch forms,
+                # so a model retired by a reload is freed on an idle server too
+                self._jobs = [j for j in self._jobs if not j.future.done()]
+                del picks
 
     @staticmethod
     def _fail(picks: list[tuple[_Job[S], int]], error: Exception) -> None:

@@ -307,6 +307,22 @@ def test_a_reload_releases_the_old_session(
     assert len(trims) == 5  # the heap they leave is handed back (evaluation/bench/reloads.py)
 
 
+def test_a_reload_on_an_idle_server_releases_the_old_session(
+    client: TestClient, tiny_release: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch worker lets a model go when its last batch ends, not at the next batch: an
+    idle server would otherwise hold two models (about 340 MB of the 400 MB limit)."""
+    from serving import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "release_freed_memory", lambda: None)
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert client.post("/v1/score", json=OK).status_code == 200  # a batch on the first model
+    old = weakref.ref(runtime.current().scorer.session)
+    assert client.post("/v1/admin/reload", json={"model_dir": str(tiny_release)}).status_code == 200
+    gc.collect()
+    assert old() is None
+
+
 def test_reload_memory_stays_flat(tiny_release: Path) -> None:
     from evaluation.bench.reloads import reload_memory
     from evaluation.bench.server import Server
