@@ -121,19 +121,15 @@ def machine() -> dict[str, object]:
     }
 
 
-def _two_workers(release: Path, env: list[str]) -> tuple[list[str], int, dict[str, str]]:
-    """The deploy layout on this machine: two single-thread processes behind one port."""
+def _ours(
+    release: Path, env: list[str], threads: int, replicas: int = 1
+) -> tuple[list[str], int, dict[str, str]]:
+    """Our server with default settings but the thread count (and `--server-env`); with
+    `replicas` > 1, that many on one port (the deploy layout)."""
     port = free_port()
-    layout = Variant("two 1-thread replicas", {"HELPDESK_THREADS": "1"}, replicas=2)
-    command, settings = layout.command(release, port)
-    return command, port, {**settings, **dict(e.split("=", 1) for e in env)}
-
-
-def _ours(release: Path, threads: int, env: list[str]) -> tuple[list[str], int, dict[str, str]]:
-    port = free_port()
-    command = [sys.executable, "-m", "serving.cli", "serve", "--model", str(release)]
     settings = {"HELPDESK_THREADS": str(threads), **dict(e.split("=", 1) for e in env)}
-    return [*command, "--port", str(port)], port, settings
+    command, settings = Variant("ours", settings, replicas=replicas).command(release, port)
+    return command, port, settings
 
 
 def _pipeline(
@@ -189,13 +185,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     tokenizer = Tokenizer.from_file(str(args.release / TOKENIZER_FILE))
     servers: dict[str, object] = {}
-    with serve("ours", *_ours(args.release, args.threads, args.server_env)) as server:
+    with serve("ours", *_ours(args.release, args.server_env, args.threads)) as server:
         health = Target.parse(f"{server.url}/healthz")
         results["generator_floor"] = [
             asyncio.run(run_step(health, rate, plan.seconds)).as_dict() for rate in plan.floor_rates
         ]
         servers["ours"] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
-    with serve(TWO_WORKERS, *_two_workers(args.release, args.server_env)) as server:
+    with serve(TWO_WORKERS, *_ours(args.release, args.server_env, 1, replicas=2)) as server:
         servers[TWO_WORKERS] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
     has_torch = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
     if not has_torch:
@@ -210,7 +206,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             )
     results["servers"] = servers
     print(f"soak: {plan.soak_seconds:.0f} s at {plan.soak_rate:.0f} req/s", file=sys.stderr)
-    with serve("ours", *_ours(args.release, args.threads, args.server_env)) as server:
+    with serve("ours", *_ours(args.release, args.server_env, args.threads)) as server:
         results["soak"] = soak(server, plan.soak_seconds, plan.soak_rate)
     results["duration_s"] = round(time.monotonic() - started, 1)
     host["load_average_after"] = list(os.getloadavg())

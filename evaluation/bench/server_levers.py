@@ -40,7 +40,7 @@ class Variant:
 
     def command(self, release: Path, port: int) -> tuple[list[str], dict[str, str]]:
         model = self.model or release
-        env = {"HELPDESK_THREADS": "2", "HELPDESK_LOG_LEVEL": "WARNING", **self.env}
+        env = {"HELPDESK_THREADS": "2", **self.env}  # default logging: a line per request
         where = ["--model", str(model), "--port", str(port)]
         if self.replicas > 1:
             launcher = ["evaluation.bench.replicas", "--count", str(self.replicas)]
