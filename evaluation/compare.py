@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from evaluation import plots
-from evaluation.report import ci, how, page, table
+from evaluation.html_report import ci, how, page, table
 from evaluation.stats import METRICS, bootstrap
 from serving.contract import HEADS
 from serving.errors import UserError

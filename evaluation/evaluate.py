@@ -18,11 +18,11 @@ import onnxruntime as ort
 import pandas as pd
 from tqdm import tqdm
 
-from evaluation import plots, qa
+from evaluation import label_issues, plots
 from evaluation.baseline import DESCRIPTION, fit_baseline
 from evaluation.groups import group_figures
-from evaluation.report import render_report
-from evaluation.routes import label_routes, route_confusion, routes_for
+from evaluation.html_report import render_report
+from evaluation.route_confusion import label_routes, route_confusion, routes_for
 from evaluation.samples import build_records, misclassified, write_jsonl
 from evaluation.stats import head_figures
 from serving.contract import HEADS, SPLITS, mask_column
@@ -30,7 +30,7 @@ from serving.errors import UserError
 from serving.files import sha256_file
 from serving.phrasing import load_phrases
 from serving.results import Decider
-from serving.routing import Policy, load_policy
+from serving.route_policy import Policy, load_policy
 from serving.scorer import Scorer
 from training.run_folder import CALIBRATION_FILE, FP32_ONNX_FILE
 
@@ -217,7 +217,7 @@ def evaluate(options: Options) -> Path:
 
     label_matrix = np.nan_to_num(rows[list(HEADS)].to_numpy(dtype=float))
     masks = rows[[mask_column(h) for h in HEADS]].to_numpy(dtype=float)
-    quality, worst, issue = qa.sample_quality(label_matrix, probs["model"], masks)
+    quality, worst, issue = label_issues.sample_quality(label_matrix, probs["model"], masks)
     records = build_records(rows, results, probs["model"], cut, quality, issue)
     wrong = misclassified(records)
     options.out.mkdir(parents=True, exist_ok=True)
@@ -327,7 +327,7 @@ def _label_issues(
             }
         )
     return {
-        "method": qa.METHOD,
+        "method": label_issues.METHOD,
         "out_of_sample": split != "train",
         "flagged": int(issue.sum()),
         "top": top,

@@ -14,7 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from serving.batcher import MicroBatcher, token_estimate
 from serving.http import Guard, install_error_handlers
 from serving.observability import log
-from serving.routes import admin, feedback, health, info, metrics, score
+from serving.routers import admin, feedback, health, info, metrics, score
 from serving.runtime import ModelState, Runtime, load_model_state, load_rules
 from serving.scorer import ModelError
 from serving.settings import Settings

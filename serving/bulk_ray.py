@@ -1,7 +1,7 @@
 """Bulk scoring of archives on Ray: `helpdesk-scorer score INPUT -o OUTPUT --engine ray`.
 
 Ray Data reads Parquet, CSV or JSONL files (one file or a folder of shards) through one
-datasource that applies the local engine's row rules (serving/batch.py), so both engines reject
+datasource that applies the local engine's row rules (serving/bulk_file.py), so both engines reject
 the same rows; an actor pool scores the valid rows with the serving Scorer and Decider (one ONNX
 session per actor, `threads` intra-op threads each) and writes the flattened result objects as
 a folder of Parquet shards. Rejected rows go to OUTPUT.errors.jsonl with file, line and reason.
@@ -32,12 +32,12 @@ from ray.data.expressions import col
 from ray.exceptions import RayTaskError
 from ray.util.annotations import RayDeprecationWarning
 
-from serving.batch import JSONL_SUFFIXES, Row, check_record, parse_stream
+from serving.bulk_file import JSONL_SUFFIXES, Row, check_record, parse_stream
 from serving.contract import HEADS
 from serving.errors import UserError
 from serving.phrasing import PhraseBank
 from serving.results import Decider
-from serving.routing import Policy
+from serving.route_policy import Policy
 from serving.scorer import Scorer, verify_folder
 
 __all__ = [

@@ -17,7 +17,7 @@ from serving.cli_feedback import feedback_app
 from serving.contract import RELEASE_DIR
 from serving.errors import UserError
 from serving.phrasing import DEFAULT_PHRASES
-from serving.routing import DEFAULT_POLICY
+from serving.route_policy import DEFAULT_POLICY
 
 __all__ = ["app"]
 
@@ -192,10 +192,10 @@ def score(
     if address is not None or workers is not None:
         fail("--address and --workers need --engine ray")
     with user_errors():
-        from serving.batch import score_file
+        from serving.bulk_file import score_file
         from serving.phrasing import load_phrases
         from serving.results import Decider
-        from serving.routing import load_policy
+        from serving.route_policy import load_policy
         from serving.scorer import Scorer
 
         loaded_policy = load_policy(policy)
@@ -227,7 +227,7 @@ def score_ray(
 
         from serving.bulk_ray import prepare_job, ray_session, score_archive
         from serving.phrasing import load_phrases
-        from serving.routing import load_policy
+        from serving.route_policy import load_policy
 
         loaded_policy = load_policy(policy)
         bank = load_phrases(phrases, tuple(r.name for r in loaded_policy.rules))
@@ -332,7 +332,7 @@ def review(
         import uvicorn
 
         from evaluation.review import ReviewSettings, create_review_app
-        from evaluation.review.report import load_report
+        from evaluation.review.predictions import load_report
         from serving.feedback import FeedbackStore
         from serving.scorer import verify_folder
 

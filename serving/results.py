@@ -9,7 +9,7 @@ from typing import Any
 from serving.contract import HEADS
 from serving.phrasing import PhraseBank, suggest
 from serving.references import find_references
-from serving.routing import Policy, route
+from serving.route_policy import Policy, route
 from serving.scorer import Manifest, Scores
 
 __all__ = ["Decider", "frustration_level", "thread_summary"]

@@ -16,7 +16,7 @@ from serving.errors import UserError
 from serving.observability import Metrics
 from serving.phrasing import PhraseBank, load_phrases
 from serving.results import Decider
-from serving.routing import Policy, load_policy
+from serving.route_policy import Policy, load_policy
 from serving.scorer import ModelError, Scorer
 from serving.settings import Settings
 

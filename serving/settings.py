@@ -16,7 +16,7 @@ from serving.contract import RELEASE_DIR
 from serving.feedback.models import AUTHOR_MAX_CHARS
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
-from serving.routing import DEFAULT_POLICY
+from serving.route_policy import DEFAULT_POLICY
 
 __all__ = ["ApiKey", "Settings"]
 

@@ -18,13 +18,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from serving.batch import Row, check_record, read_rows, score_file
+from serving.bulk_file import Row, check_record, read_rows, score_file
 from serving.bulk_ray import flatten, input_files, prepare_job, ray_session, score_archive
 from serving.contract import HEADS
 from serving.errors import UserError
 from serving.phrasing import load_phrases
 from serving.results import Decider
-from serving.routing import load_policy
+from serving.route_policy import load_policy
 from serving.scorer import Scorer
 from tests.conftest import TINY_ROWS
 
@@ -238,7 +238,7 @@ def test_cli_one_error_line_for_bad_input_and_missing_extra(
 
 def test_server_and_local_score_never_import_ray() -> None:
     code = (
-        "import sys, serving.app, serving.cli, serving.batch;"
+        "import sys, serving.app, serving.cli, serving.bulk_file;"
         "sys.exit(1 if 'ray' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

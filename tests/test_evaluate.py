@@ -17,7 +17,7 @@ from evaluation.evaluate import Options, evaluate
 from serving.contract import HEADS, mask_column
 from serving.phrasing import DEFAULT_PHRASES, load_phrases
 from serving.results import Decider
-from serving.routing import DEFAULT_POLICY, load_policy
+from serving.route_policy import DEFAULT_POLICY, load_policy
 from serving.scorer import Scorer
 from tests.test_score_cli import run_cli
 

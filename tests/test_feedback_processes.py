@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from evaluation.review import ReviewSettings, create_review_app
 from serving.auth import hash_key
 from serving.feedback import FeedbackStore
-from tests.review_report import write_report
+from tests.review_fixture import write_report
 from tests.server_process import free_port, start, stop, wait_ready
 
 CALLERS = {"agent-a": "key-of-agent-a", "agent-b": "key-of-agent-b"}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from serving.artifact import ModelError, checksum_lines, folder_digest, seal, verify_folder
 from serving.contract import CHECKSUMS_FILE, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
 from serving.files import sha256_file
-from serving.routes.feedback import QUOTA_WINDOW_SECONDS, FeedbackQuota
+from serving.routers.feedback import QUOTA_WINDOW_SECONDS, FeedbackQuota
 from serving.settings import ApiKey
 from tests.server_process import free_port, start, stop, wait_ready
 from tests.test_server import error_of, make_client

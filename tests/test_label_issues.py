@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.qa import label_issue_mask, label_quality, rank_label_issues, sample_quality
+from evaluation.label_issues import (
+    label_issue_mask,
+    label_quality,
+    rank_label_issues,
+    sample_quality,
+)
 from evaluation.stats import FAST, METRICS, bootstrap
 
 PLANTED = [3, 17, 42, 88, 150]

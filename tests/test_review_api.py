@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from evaluation.review import ReviewSettings, create_review_app
-from evaluation.review.report import load_report
+from evaluation.review.predictions import load_report
 from serving.cli import app as cli
 from serving.errors import UserError
 from serving.feedback import FeedbackStore
-from tests.review_report import QUEUE, agent_flag, write_report
+from tests.review_fixture import QUEUE, agent_flag, write_report
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 
 from evaluation.review import ReviewSettings, create_review_app
 from serving.feedback import FeedbackStore
-from tests.review_report import QUEUE, agent_flag, write_report
+from tests.review_fixture import QUEUE, agent_flag, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

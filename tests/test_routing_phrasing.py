@@ -10,7 +10,7 @@ import pytest
 from serving.contract import HEADS
 from serving.errors import UserError
 from serving.phrasing import load_phrases, suggest
-from serving.routing import Policy, load_policy, route
+from serving.route_policy import Policy, load_policy, route
 
 POLICY = load_policy()
 CUT = dict.fromkeys(HEADS, 0.5)

@@ -125,7 +125,7 @@ def test_missing_input_and_unknown_type(tiny_release: Path, tmp_path: Path) -> N
 
 def test_serving_imports_no_torch_or_training() -> None:
     code = (
-        "import sys, serving.cli, serving.scorer, serving.batch, serving.results;"
+        "import sys, serving.cli, serving.scorer, serving.bulk_file, serving.results;"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'transformers', 'training', 'sklearn')];"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -118,7 +118,7 @@ def _rows(frame: pd.DataFrame, sources: tuple[str, ...] | None, head: str) -> np
     return labelled if sources is None else labelled & frame["source"].isin(sources).to_numpy()
 
 
-def test_metrics(
+def held_out_split_metrics(
     test: pd.DataFrame, dev: pd.DataFrame, dev_probs: np.ndarray, scorer: Scorer
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per source group and head of the test split: AUROC, ECE, F1 at the release threshold
@@ -234,7 +234,7 @@ def export(
             "alone_vs_batched_max_prob_diff": consistency["max_abs_diff"],
             "dev_ece": calibration["dev_ece"],
         },
-        "test": test_metrics(
+        "test": held_out_split_metrics(
             data[data["split"] == "test"].reset_index(drop=True), dev, int8_probs, int8
         ),
     }

@@ -188,7 +188,7 @@ def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
     return report
 
 
-def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
+def fit_calibration(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
     """Temperatures, thresholds and frustration cut-offs on in-domain dev rows (real text first)."""
     gold, group = calibration_rows(frame)
     result: dict[str, object] = {"fitted_on": f"{int(gold.sum())} dev rows of {group}"}
@@ -217,7 +217,7 @@ def calibrate(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
 
 def write_calibration(run_dir: Path, dev_rows: pd.DataFrame, dev_logits: np.ndarray) -> None:
     np.save(run_dir / BEST_DEV_LOGITS_FILE, dev_logits)
-    calibration = calibrate(dev_rows, dev_logits)
+    calibration = fit_calibration(dev_rows, dev_logits)
     (run_dir / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
 
 

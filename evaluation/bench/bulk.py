@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.batch import score_file
+from serving.bulk_file import score_file
 from serving.bulk_ray import flatten, prepare_job, ray_session, score_archive
 from serving.contract import HEADS, RELEASE_DIR
 from serving.phrasing import load_phrases
 from serving.results import Decider
-from serving.routing import load_policy
+from serving.route_policy import load_policy
 from serving.scorer import Scorer
 
 FRAGMENTS = [

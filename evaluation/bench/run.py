@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 from evaluation.bench import model as model_bench
 from evaluation.bench.load import Target, run_step
-from evaluation.bench.report import render
+from evaluation.bench.render_docs import render
 from evaluation.bench.server import (
     Server,
     best_rate,

@@ -1,5 +1,5 @@
 """The benchmark's targets (DESIGN.md and the issues), each marked met, missed or not
-measured from the results file alone: pure functions, rendered by `evaluation.bench.report`."""
+measured from the results file alone: pure functions, rendered by `evaluation.bench.render_docs`."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluation.review.judgements import in_force, recent, reviewed_ids
-from evaluation.review.report import (
+from evaluation.review.predictions import (
     ERROR_KINDS,
     OUTCOMES,
     HeadName,

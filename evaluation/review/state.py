@@ -13,7 +13,7 @@ from sqlalchemy import make_url
 
 from evaluation.review.attribution import Attribution, occlusion
 from evaluation.review.judgements import reviewed_ids
-from evaluation.review.report import Report, load_report
+from evaluation.review.predictions import Report, load_report
 from evaluation.review.settings import ReviewSettings
 from serving.feedback import FeedbackStore
 from serving.scorer import Scorer

@@ -9,7 +9,7 @@ import pandas as pd
 
 from evaluation.metrics import hard_labels
 from serving.contract import HEADS, mask_column
-from serving.routing import Policy, route
+from serving.route_policy import Policy, route
 
 __all__ = ["label_routes", "route_confusion", "routes_for"]
 
