@@ -15,6 +15,7 @@ import numpy as np
 
 from evaluation import plots
 from evaluation.html_report import ci, how, page, table
+from evaluation.samples import PREDICTIONS_FILE
 from evaluation.stats import METRICS, bootstrap
 from serving.contract import HEADS
 from serving.errors import UserError
@@ -28,7 +29,7 @@ def _load(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         raise UserError(f"{folder} is not an evaluate report folder (no metrics.json)")
     metrics = json.loads(path.read_text())
     predictions: dict[str, dict[str, Any]] = {}
-    source = folder / "predictions.jsonl"
+    source = folder / PREDICTIONS_FILE
     if source.is_file():
         for line in source.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)

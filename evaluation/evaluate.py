@@ -23,14 +23,22 @@ from evaluation.baseline import DESCRIPTION, fit_baseline
 from evaluation.groups import group_figures
 from evaluation.html_report import render_report
 from evaluation.route_confusion import label_routes, route_confusion, routes_for
-from evaluation.samples import build_records, misclassified, write_jsonl
+from evaluation.samples import (
+    MISCLASSIFIED_FILE,
+    PREDICTIONS_FILE,
+    Sample,
+    build_records,
+    misclassified,
+    write_jsonl,
+)
 from evaluation.stats import head_figures
 from serving.contract import HEADS, SPLITS, mask_column
+from serving.decide import Decision, DecisionRules, merge_rules
 from serving.errors import UserError
 from serving.files import sha256_file
 from serving.phrasing import load_phrases
-from serving.results import Decider
-from serving.route_policy import Policy, load_policy
+from serving.results import ResultBuilder
+from serving.route_policy import load_policy
 from serving.scorer import Scorer
 from training.run_folder import CALIBRATION_FILE, FP32_ONNX_FILE
 
@@ -104,19 +112,24 @@ def fp32_scorer(run: Path, scorer: Scorer) -> Scorer:
 
 
 def _score(
-    scorer: Scorer, texts: list[str], batch_size: int, desc: str, decider: Decider | None = None
-) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """Probabilities (n, len(HEADS)) and, with a decider, the serving result objects."""
+    scorer: Scorer,
+    texts: list[str],
+    batch_size: int,
+    desc: str,
+    builder: ResultBuilder | None = None,
+) -> tuple[np.ndarray, list[tuple[Decision, dict[str, Any]]]]:
+    """Probabilities (n, len(HEADS)) and, with a builder, serving's decision and result object
+    for each text."""
     probs = np.zeros((len(texts), len(HEADS)))
-    results: list[dict[str, Any]] = []
+    results: list[tuple[Decision, dict[str, Any]]] = []
     chunk = batch_size * 4
     with tqdm(total=len(texts), unit="msg", desc=desc) as bar:
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
             scores = scorer.score(part, batch_size)
             probs[start : start + len(part)] = [[s.probabilities[h] for h in HEADS] for s in scores]
-            if decider is not None:
-                results += [decider.result(None, t, s) for t, s in zip(part, scores, strict=True)]
+            if builder is not None:
+                results += [builder.decided(None, t, s) for t, s in zip(part, scores, strict=True)]
             bar.update(len(part))
     return probs, results
 
@@ -154,7 +167,7 @@ def evaluate(options: Options) -> Path:
     frame, rows = load_split(options.data, options.split)
     scorer = Scorer.load(options.model)
     policy = load_policy(options.policy)
-    decider = Decider(
+    builder = ResultBuilder.create(
         scorer.manifest, policy, load_phrases(options.phrases, tuple(r.name for r in policy.rules))
     )
     fp32 = fp32_scorer(options.run, scorer) if options.run else None
@@ -167,7 +180,7 @@ def evaluate(options: Options) -> Path:
     }
 
     probs: dict[str, np.ndarray] = {}
-    probs["model"], results = _score(scorer, texts, options.batch_size, "score", decider)
+    probs["model"], results = _score(scorer, texts, options.batch_size, "score", builder)
     clock["scored"] = time.perf_counter()
     if fp32 is not None:
         probs["fp32"], _ = _score(fp32, texts, options.batch_size, "score fp32")
@@ -180,7 +193,7 @@ def evaluate(options: Options) -> Path:
     probs["baseline"] = baseline.probabilities(texts)
     clock["baseline"] = time.perf_counter()
 
-    cut = policy.cut(scorer.manifest.thresholds)
+    cut = dict(builder.rules.thresholds)
     heads: dict[str, Any] = {}
     head_plots: dict[str, dict[str, str]] = {}
     for j, head in enumerate(tqdm(HEADS, desc="bootstrap", unit="head")):
@@ -213,16 +226,17 @@ def evaluate(options: Options) -> Path:
         seed=options.seed,
     )
     clock["groups"] = time.perf_counter()
-    routes = _routes_by_group(rows, results, probs["baseline"], policy, cut, baseline.thresholds)
+    baseline_rules = merge_rules(policy, baseline.thresholds, 0.0, 1.0)
+    routes = _routes_by_group(rows, results, probs["baseline"], builder.rules, baseline_rules)
 
     label_matrix = np.nan_to_num(rows[list(HEADS)].to_numpy(dtype=float))
     masks = rows[[mask_column(h) for h in HEADS]].to_numpy(dtype=float)
     quality, worst, issue = label_issues.sample_quality(label_matrix, probs["model"], masks)
-    records = build_records(rows, results, probs["model"], cut, quality, issue)
+    records = build_records(rows, results, cut, quality, issue)
     wrong = misclassified(records)
     options.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(options.out / "predictions.jsonl", records)
-    write_jsonl(options.out / "misclassified.jsonl", wrong)
+    write_jsonl(options.out / PREDICTIONS_FILE, records)
+    write_jsonl(options.out / MISCLASSIFIED_FILE, wrong)
     clock["done"] = time.perf_counter()
 
     metrics = {
@@ -236,7 +250,7 @@ def evaluate(options: Options) -> Path:
         "data": {"path": str(options.data), "sha256": sha256_file(options.data)},
         "split": options.split,
         "rows": len(rows),
-        "scored_with": "serving Scorer (onnxruntime) and serving Decider (routing policy)",
+        "scored_with": "serving Scorer (onnxruntime) and serving decide (routing policy)",
         "fp32": None
         if options.run is None
         else {
@@ -272,30 +286,28 @@ def evaluate(options: Options) -> Path:
 
 def _routes_by_group(
     rows: pd.DataFrame,
-    results: list[dict[str, Any]],
+    results: list[tuple[Decision, dict[str, Any]]],
     baseline_probs: np.ndarray,
-    policy: Policy,
-    cut: dict[str, float],
-    baseline_thresholds: dict[str, float],
+    rules: DecisionRules,
+    baseline_rules: DecisionRules,
 ) -> dict[str, dict[str, object]]:
     """Route confusion per labelled group: on real text against the route its labeller gave,
     on the project-written gold against the route the policy gives its labels."""
-    route_names = list(dict.fromkeys(r.name for r in policy.rules))
-    baseline_cut = policy.cut(baseline_thresholds)
+    route_names = list(dict.fromkeys(r.name for r in rules.policy.rules))
     expected_routes = rows["route"] if "route" in rows else pd.Series([None] * len(rows))
     real = ((rows["source"] == "real_gold") & expected_routes.notna()).to_numpy()
     gold = (rows["source"] == "gold").to_numpy()
     expected = {
         "real": expected_routes[real].astype(str).tolist(),
-        "project-written": label_routes(rows[gold], policy, cut),
+        "project-written": label_routes(rows[gold], rules),
     }
     routes = {}
     for group, picked in (("real", real), ("project-written", gold)):
         routes[group] = route_confusion(
             expected[group],
             {
-                "model": [r["route"]["name"] for r, g in zip(results, picked, strict=True) if g],
-                "baseline": routes_for(baseline_probs[picked], policy, baseline_cut),
+                "model": [d.route.name for (d, _), g in zip(results, picked, strict=True) if g],
+                "baseline": routes_for(baseline_probs[picked], baseline_rules),
             },
             route_names,
         )
@@ -303,7 +315,7 @@ def _routes_by_group(
 
 
 def _label_issues(
-    records: list[dict[str, Any]],
+    records: list[Sample],
     quality: np.ndarray,
     worst: np.ndarray,
     issue: np.ndarray,
@@ -317,13 +329,13 @@ def _label_issues(
         record = records[i]
         top.append(
             {
-                "id": record["id"],
-                "source": record["source"],
+                "id": record.id,
+                "source": record.source,
                 "head": head,
-                "label": record["labels"][head],
-                "score": record["scores"][head],
-                "label_quality": record["label_quality"],
-                "text": record["text"],
+                "label": record.labels[head],
+                "score": record.scores[head],
+                "label_quality": record.label_quality,
+                "text": record.text,
             }
         )
     return {
@@ -334,10 +346,10 @@ def _label_issues(
     }
 
 
-def _count_errors(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def _count_errors(records: list[Sample]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {h: {} for h in HEADS}
     for record in records:
-        for error in record["errors"]:
-            kinds = counts[error["head"]]
-            kinds[error["kind"]] = kinds.get(error["kind"], 0) + 1
+        for error in record.errors:
+            kinds = counts[error.head]
+            kinds[error.kind] = kinds.get(error.kind, 0) + 1
     return counts

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from evaluation.samples import ERROR_KINDS, Sample
 from serving.contract import HEADS
 
 __all__ = ["Raw", "ci", "how", "page", "render_report", "table"]
@@ -268,17 +269,16 @@ def _groups(metrics: dict[str, Any]) -> str:
     )
 
 
-def _misclassified(metrics: dict[str, Any], wrong: list[dict[str, Any]]) -> str:
-    kinds = ("false_positive", "false_negative", "uncertain")
+def _misclassified(metrics: dict[str, Any], wrong: Sequence[Sample]) -> str:
     counts = metrics["misclassified"]["by_kind"]
-    rows = [[h, *(counts.get(h, {}).get(k, 0) for k in kinds)] for h in HEADS]
+    rows = [[h, *(counts.get(h, {}).get(k, 0) for k in ERROR_KINDS)] for h in HEADS]
     top = [
         [
-            r["id"],
-            r["source"],
-            ", ".join(f"{e['head']} {e['kind']}" for e in r["errors"]),
-            "-" if r["label_quality"] is None else f"{r['label_quality']:.3f}",
-            r["text"][:160],
+            r.id,
+            r.source,
+            ", ".join(f"{e.head} {e.kind}" for e in r.errors),
+            "-" if r.label_quality is None else f"{r.label_quality:.3f}",
+            r.text[:160],
         ]
         for r in wrong[:TOP_ROWS]
     ]
@@ -292,7 +292,7 @@ def _misclassified(metrics: dict[str, Any], wrong: list[dict[str, Any]]) -> str:
         + f"<p>{metrics['misclassified']['rows']} of {metrics['rows']} rows, all in "
         "misclassified.jsonl (likeliest wrong label first); every row in predictions.jsonl."
         "</p>"
-        + table(["head", *kinds], rows)
+        + table(["head", *ERROR_KINDS], rows)
         + table(["id", "source", "errors", "label quality", "text"], top, left=5)
     )
 
@@ -330,7 +330,7 @@ def _label_issues(metrics: dict[str, Any]) -> str:
 
 
 def render_report(
-    metrics: dict[str, Any], plots: dict[str, dict[str, str]], wrong: list[dict[str, Any]]
+    metrics: dict[str, Any], plots: dict[str, dict[str, str]], wrong: Sequence[Sample]
 ) -> str:
     """The evaluation page: header, summary, one section per head, routes, samples."""
     model = metrics["model"]

@@ -9,25 +9,25 @@ import pandas as pd
 
 from evaluation.metrics import hard_labels
 from serving.contract import HEADS, mask_column
-from serving.route_policy import Policy, route
+from serving.decide import DecisionRules, decide
 
 __all__ = ["label_routes", "route_confusion", "routes_for"]
 
 
-def routes_for(scores: np.ndarray, policy: Policy, thresholds: dict[str, float]) -> list[str]:
-    """Route name for each row of a (n, len(HEADS)) score matrix under `policy`."""
+def routes_for(scores: np.ndarray, rules: DecisionRules) -> list[str]:
+    """Route name for each row of a (n, len(HEADS)) score matrix, decided by serving."""
     return [
-        route(dict(zip(HEADS, row.tolist(), strict=True)), policy, thresholds, 0.0).name
+        decide(dict(zip(HEADS, row.tolist(), strict=True)), rules).route.name
         for row in np.asarray(scores, dtype=float)
     ]
 
 
-def label_routes(frame: pd.DataFrame, policy: Policy, thresholds: dict[str, float]) -> list[str]:
+def label_routes(frame: pd.DataFrame, rules: DecisionRules) -> list[str]:
     """The route each row would get if the model scored its gold labels exactly (1 or 0;
     a masked label, e.g. legitimacy of a non-complaint, counts as 0)."""
     labels = hard_labels(np.nan_to_num(frame[list(HEADS)].to_numpy(dtype=float)))
     masks = frame[[mask_column(h) for h in HEADS]].to_numpy(dtype=float) == 1
-    return routes_for(np.where(masks, labels, 0), policy, thresholds)
+    return routes_for(np.where(masks, labels, 0), rules)
 
 
 def route_confusion(

@@ -1,4 +1,10 @@
-"""Batch scoring of a JSONL or CSV file: the `helpdesk-scorer score` command's engine."""
+"""Batch scoring of a JSONL or CSV file: the `helpdesk-scorer score` command's engine.
+
+A row is `text`, optional `id` and optional `history` (the API's: earlier turns, oldest first,
+plain strings for the customer's and `{"role": "agent", "text": ...}` for the agent's; in a CSV
+a column holding that JSON list). With history a result gains the API's `thread` object and
+routing sees the frustration streak.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
 from tqdm import tqdm
 
+from serving.decide import flatten_threads, split_threads
 from serving.errors import UserError
-from serving.results import Decider
+from serving.results import ResultBuilder
+from serving.schemas import HISTORY, customer_turns
 from serving.scorer import Scorer, text_error
 
 __all__ = [
@@ -33,6 +42,7 @@ class Row:
     line: int
     id: str | None
     text: str
+    history: tuple[str, ...] = ()  # the customer's earlier turns, oldest first
 
 
 @dataclass(frozen=True)
@@ -55,7 +65,28 @@ def check_record(line: int, record: object) -> Row | str:
     message_id = record.get("id")
     if message_id is not None and not isinstance(message_id, str | int):
         return "'id' must be a string or number"
-    return Row(line, None if message_id in (None, "") else str(message_id), text)
+    history = _history(record.get("history"))
+    if isinstance(history, str):
+        return history
+    return Row(line, None if message_id in (None, "") else str(message_id), text, history)
+
+
+def _history(raw: object) -> tuple[str, ...] | str:
+    """The customer's turns of a row's `history`, or why it is rejected; a CSV cell holds the
+    list as JSON, a missing or empty one means no history."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            return f"'history' is not a JSON list ({exc.msg})"
+    try:
+        return tuple(customer_turns(HISTORY.validate_python(raw)))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"'history' {where}: {error['msg']}" if where else f"'history': {error['msg']}"
 
 
 def parse_stream(handle: TextIO, name: str) -> Iterator[Row | tuple[int, str]]:
@@ -81,7 +112,8 @@ def parse_stream(handle: TextIO, name: str) -> Iterator[Row | tuple[int, str]]:
 
 
 def read_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
-    """Rows of a JSONL or CSV file with a `text` field (optional `id`); bad rows as (line, why)."""
+    """Rows of a JSONL or CSV file with a `text` field (optional `id`, `history`); bad rows
+    as (line, why)."""
     if not path.is_file():
         raise UserError(f"input file not found: {path}")
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
@@ -89,7 +121,7 @@ def read_rows(path: Path) -> Iterator[Row | tuple[int, str]]:
 
 
 def score_file(
-    source: Path, target: Path, scorer: Scorer, decider: Decider, batch_size: int = 64
+    source: Path, target: Path, scorer: Scorer, results: ResultBuilder, batch_size: int = 64
 ) -> BatchReport:
     """Score every valid row of `source` into `target` (JSONL, input order); rejected rows
     go to `target`.errors.jsonl with their line and reason, so nothing is lost silently."""
@@ -103,8 +135,10 @@ def score_file(
     ):
         for start in range(0, len(valid), batch_size):
             chunk = valid[start : start + batch_size]
-            for row, scores in zip(chunk, scorer.score([r.text for r in chunk]), strict=True):
-                out.write(json.dumps(decider.result(row.id, row.text, scores)) + "\n")
+            threads = [(r.history, r.text) for r in chunk]
+            scored = split_threads(scorer.score(flatten_threads(threads)), threads)
+            for row, (earlier, own) in zip(chunk, scored, strict=True):
+                out.write(json.dumps(results.result(row.id, row.text, own, earlier)) + "\n")
             bar.update(len(chunk))
     errors_path = None
     if rejected:

@@ -1,10 +1,11 @@
 """Bulk scoring of archives on Ray: `helpdesk-scorer score INPUT -o OUTPUT --engine ray`.
 
 Ray Data reads Parquet, CSV or JSONL files (one file or a folder of shards) through one
-datasource that applies the local engine's row rules (serving/bulk_file.py), so both engines reject
-the same rows; an actor pool scores the valid rows with the serving Scorer and Decider (one ONNX
-session per actor, `threads` intra-op threads each) and writes the flattened result objects as
-a folder of Parquet shards. Rejected rows go to OUTPUT.errors.jsonl with file, line and reason.
+datasource that applies the local engine's row rules (serving/bulk_file.py), so both engines
+reject the same rows; an actor pool scores the valid rows, each with its `history` as in the
+API, with the serving Scorer and ResultBuilder (one ONNX session per actor, `threads` intra-op
+threads each) and writes the flattened result objects as a folder of Parquet shards. Rejected
+rows go to OUTPUT.errors.jsonl with file, line and reason.
 
 Only the CLI's ray path imports this module: the server never pulls in Ray.
 """
@@ -34,9 +35,10 @@ from ray.util.annotations import RayDeprecationWarning
 
 from serving.bulk_file import JSONL_SUFFIXES, Row, check_record, parse_stream
 from serving.contract import HEADS
+from serving.decide import flatten_threads, split_threads
 from serving.errors import UserError
 from serving.phrasing import PhraseBank
-from serving.results import Decider
+from serving.results import ResultBuilder
 from serving.route_policy import Policy
 from serving.scorer import Scorer, verify_folder
 
@@ -61,6 +63,7 @@ READ_SCHEMA = pa.schema(
         ("line", pa.int64()),
         ("id", pa.string()),
         ("text", pa.string()),
+        ("history", pa.list_(pa.string())),  # the customer's earlier turns, oldest first
         ("error", pa.string()),
     ]
 )
@@ -82,6 +85,10 @@ RESULT_SCHEMA = pa.schema(
         ("phrasing", pa.list_(pa.string())),
         ("uncertain", pa.list_(pa.string())),
         ("truncated", pa.bool_()),
+        # the `thread` object, null when the row had no history
+        ("thread_frustration", pa.list_(pa.float64())),
+        ("thread_trend", pa.string()),
+        ("thread_frustrated_in_a_row", pa.int64()),
     ]
 )
 
@@ -142,7 +149,7 @@ def _records(f: pa.NativeFile, path: str) -> Iterator[Row | tuple[int, str]]:
         yield from parse_stream(handle, path)
         return
     table = pq.ParquetFile(pa.BufferReader(f.readall()))
-    columns = [c for c in ("id", "text") if c in table.schema_arrow.names]
+    columns = [c for c in ("id", "text", "history") if c in table.schema_arrow.names]
     number = 0
     for batch in table.iter_batches(batch_size=BLOCK_ROWS, columns=columns):
         for record in batch.to_pylist():
@@ -159,7 +166,12 @@ class ArchiveSource(FileBasedDatasource):
         try:
             for checked in _records(f, path):
                 if isinstance(checked, Row):
-                    row = {"line": checked.line, "id": checked.id, "text": checked.text}
+                    row = {
+                        "line": checked.line,
+                        "id": checked.id,
+                        "text": checked.text,
+                        "history": list(checked.history),
+                    }
                 else:
                     row = {"line": checked[0], "error": checked[1]}
                 rows.append({"source": path, **row})
@@ -174,6 +186,7 @@ class ArchiveSource(FileBasedDatasource):
 
 def flatten(result: dict[str, Any]) -> dict[str, Any]:
     """One result object of the contract as one row of RESULT_SCHEMA (without source/line)."""
+    thread = result.get("thread", {})
     return {
         "id": result["id"],
         **{f"score_{h}": result["scores"][h] for h in HEADS},
@@ -182,6 +195,7 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
         "phrasing": result["phrasing"],
         "uncertain": result["uncertain"],
         "truncated": result["truncated"],
+        **{f"thread_{k}": thread.get(k) for k in ("frustration", "trend", "frustrated_in_a_row")},
     }
 
 
@@ -190,21 +204,22 @@ class ScoreBatch:
 
     def __init__(self, model: str, policy: Policy, phrases: PhraseBank, threads: int) -> None:
         self.scorer = Scorer.load(Path(model), threads=threads)
-        self.decider = Decider(self.scorer.manifest, policy, phrases)
+        self.results = ResultBuilder.create(self.scorer.manifest, policy, phrases)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Like the local engine: the batch is sorted by length and run in sub-batches of the
         scorer's default size, so both engines pad alike."""
-        rows = batch.select(["source", "line", "id", "text"]).to_pylist()
-        scores = self.scorer.score([r["text"] for r in rows])
+        rows = batch.select(["source", "line", "id", "text", "history"]).to_pylist()
+        threads = [(r["history"] or [], r["text"]) for r in rows]
+        scored = split_threads(self.scorer.score(flatten_threads(threads)), threads)
         return pa.Table.from_pylist(
             [
                 {
                     "source": r["source"],
                     "line": r["line"],
-                    **flatten(self.decider.result(r["id"], r["text"], s)),
+                    **flatten(self.results.result(r["id"], r["text"], own, earlier)),
                 }
-                for r, s in zip(rows, scores, strict=True)
+                for r, (earlier, own) in zip(rows, scored, strict=True)
             ],
             schema=RESULT_SCHEMA,
         )

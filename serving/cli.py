@@ -194,7 +194,7 @@ def score(
     with user_errors():
         from serving.bulk_file import score_file
         from serving.phrasing import load_phrases
-        from serving.results import Decider
+        from serving.results import ResultBuilder
         from serving.route_policy import load_policy
         from serving.scorer import Scorer
 
@@ -202,7 +202,11 @@ def score(
         bank = load_phrases(phrases, tuple(r.name for r in loaded_policy.rules))
         scorer = Scorer.load(model)
         report = score_file(
-            input_path, output, scorer, Decider(scorer.manifest, loaded_policy, bank), batch_size
+            input_path,
+            output,
+            scorer,
+            ResultBuilder.create(scorer.manifest, loaded_policy, bank),
+            batch_size,
         )
     typer.echo(f"scored {report.scored} messages into {output}")
     if report.rejected:

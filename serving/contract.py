@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
 
 __all__ = [
     "CHECKSUMS_FILE",
@@ -19,6 +21,8 @@ __all__ = [
     "RELEASE_DIR",
     "SPLITS",
     "TOKENIZER_FILE",
+    "HeadName",
+    "known_head",
     "mask_column",
 ]
 
@@ -53,3 +57,14 @@ OUTPUT_NAME: Final = "logits"
 def mask_column(head: str) -> str:
     """Name of the dataset column that says whether `head` is labelled in a row."""
     return f"{MASK_PREFIX}{head}"
+
+
+def known_head(value: str) -> str:
+    """`value` if it names a head; the one check every record and request uses."""
+    if value not in HEADS:
+        raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
+    return value
+
+
+#: A head name, checked wherever one comes in (pydantic fields).
+HeadName = Annotated[str, AfterValidator(known_head)]

@@ -1,7 +1,8 @@
-"""Routing as data: a TOML policy and one pure function from scores to a route."""
+"""Routing as data: a TOML policy and one pure function from decided heads to a rule."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -11,7 +12,7 @@ from serving.contract import HEADS
 from serving.errors import UserError
 from serving.files import read_toml
 
-__all__ = ["DEFAULT_POLICY", "Policy", "Route", "Rule", "load_policy", "route"]
+__all__ = ["DEFAULT_POLICY", "Policy", "Rule", "load_policy", "route"]
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.toml")
 PRIORITIES = ("high", "normal", "low")
@@ -30,23 +31,8 @@ class Rule:
 class Policy:
     rules: tuple[Rule, ...]
     thresholds: dict[str, float] = field(default_factory=dict)  # overrides of the manifest's
+    # None: the manifest's margin
     uncertainty_margin: float | None = None
-
-    def cut(self, model: dict[str, float]) -> dict[str, float]:
-        """The thresholds in force: the model's, overridden by this policy's."""
-        return {**model, **self.thresholds}
-
-    def margin(self, model: float) -> float:
-        """The uncertainty margin in force: this policy's if set, else the model's."""
-        return model if self.uncertainty_margin is None else self.uncertainty_margin
-
-
-@dataclass(frozen=True)
-class Route:
-    name: str
-    priority: str
-    reason: str
-    uncertain: list[str]
 
 
 def _rule(raw: dict[str, Any], where: str) -> Rule:
@@ -84,49 +70,13 @@ def load_policy(path: Path = DEFAULT_POLICY) -> Policy:
     )
 
 
-def _first_rule(policy: Policy, above: dict[str, bool], earlier_turns: int) -> Rule:
-    """The first rule whose conditions hold; this message's own frustration extends the streak."""
-    turns = earlier_turns + 1 if above["frustration"] else 0
+def route(policy: Policy, above: Mapping[str, bool], frustrated_turns: int) -> Rule:
+    """The first rule whose conditions hold. `above`: per head, whether its score is at or
+    above its threshold in force; `frustrated_turns`: customer turns in a row, ending with this
+    message, that were frustrated (0 when this one is not). Thresholds are applied in
+    serving/decide.py, not here."""
     for rule in policy.rules:
         holds = all(above[h] == want for h, want in rule.when.items())
-        if holds and turns >= rule.min_frustrated_turns:
+        if holds and frustrated_turns >= rule.min_frustrated_turns:
             return rule
     raise AssertionError("load_policy guarantees a fallback rule")
-
-
-def route(
-    scores: dict[str, float],
-    policy: Policy,
-    thresholds: dict[str, float],
-    margin: float,
-    earlier_frustrated_turns: int = 0,
-) -> Route:
-    """First matching rule, its reason with the deciding scores, and the heads too close to call.
-
-    A head is uncertain when its score is within `margin` of its threshold and deciding the
-    other way would change the route: a near-threshold legitimacy score on a message that is no
-    complaint changes nothing, so it is not flagged. `earlier_frustrated_turns` counts the
-    frustrated customer turns in a row just before this message (its history).
-    """
-    cut = policy.cut(thresholds)
-    margin = policy.margin(margin)
-    above = {h: scores[h] >= cut[h] for h in HEADS}
-    rule = _first_rule(policy, above, earlier_frustrated_turns)
-    heads = set(rule.when) or set(HEADS)
-    shown = ", ".join(
-        f"{h} {scores[h]:.2f} {'>=' if above[h] else '<'} {cut[h]:.2f}" for h in HEADS if h in heads
-    )
-    if rule.min_frustrated_turns:
-        shown += f", {earlier_frustrated_turns + 1} frustrated turns in a row"
-    uncertain = [
-        h
-        for h in HEADS
-        if abs(scores[h] - cut[h]) < margin
-        and _outcome(_first_rule(policy, {**above, h: not above[h]}, earlier_frustrated_turns))
-        != _outcome(rule)
-    ]
-    return Route(rule.name, rule.priority, f"{rule.reason} ({shown})", uncertain)
-
-
-def _outcome(rule: Rule) -> tuple[str, str]:
-    return rule.name, rule.priority

@@ -15,7 +15,7 @@ from serving.contract import MANIFEST_FILE
 from serving.errors import UserError
 from serving.observability import Metrics
 from serving.phrasing import PhraseBank, load_phrases
-from serving.results import Decider
+from serving.results import ResultBuilder
 from serving.route_policy import Policy, load_policy
 from serving.scorer import ModelError, Scorer
 from serving.settings import Settings
@@ -28,7 +28,7 @@ _LIBC = ctypes.CDLL(ctypes.util.find_library("c"))
 @dataclass(frozen=True)
 class ModelState:
     scorer: Scorer
-    decider: Decider
+    results: ResultBuilder  # the decision rules in force for this model, and the phrases
 
     @property
     def ref(self) -> dict[str, str]:
@@ -59,7 +59,7 @@ def load_model_state(
     mismatches = scorer.golden_mismatches()
     if mismatches:
         raise ModelError(f"{folder}: golden check failed on {len(mismatches)} message(s)")
-    return ModelState(scorer, Decider(scorer.manifest, policy, phrases))
+    return ModelState(scorer, ResultBuilder.create(scorer.manifest, policy, phrases))
 
 
 def release_freed_memory() -> None:

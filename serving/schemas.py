@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -12,12 +13,14 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
+    TypeAdapter,
 )
 
 from serving.references import MAX_REFERENCES
 from serving.scorer import NOT_BLANK_PATTERN, text_error
 
 __all__ = [
+    "HISTORY",
     "ErrorResponse",
     "HeadScores",
     "InfoResponse",
@@ -28,6 +31,7 @@ __all__ = [
     "ScoreResponse",
     "Turn",
     "UnicodeStr",
+    "customer_turns",
 ]
 
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
@@ -94,11 +98,21 @@ class Message(BaseModel):
 
     def customer_history(self) -> list[str]:
         """The customer's own earlier turns, oldest first: the ones scored for `thread`."""
-        return [t if isinstance(t, str) else t.text for t in self.history if _customer(t)]
+        return customer_turns(self.history)
+
+
+def customer_turns(history: Sequence[str | Turn]) -> list[str]:
+    """The customer's turns of a history, oldest first: plain strings and customer turns."""
+    return [t if isinstance(t, str) else t.text for t in history if _customer(t)]
 
 
 def _customer(turn: str | Turn) -> bool:
     return isinstance(turn, str) or turn.role == "customer"
+
+
+#: A message's history as every engine accepts it: the API's `history` field, a JSONL list,
+#: a Parquet list column or a CSV column holding a JSON list.
+HISTORY = TypeAdapter(list[Text | Turn])
 
 
 class ScoreRequest(BaseModel):

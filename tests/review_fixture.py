@@ -1,7 +1,8 @@
 """A hand-written evaluation report (predictions.jsonl + misclassified.jsonl) for the review
 page tests, in the schema `evaluate` writes. Texts use the tiny model's vocabulary.
 
-Thresholds are 0.5 everywhere. Confusion counts over the six predictions:
+Thresholds are 0.5 everywhere (`predicted` is score >= 0.5, as serving would decide).
+Confusion counts over the six predictions:
 frustration tp 2 fp 1 fn 0 tn 3; complaint tp 2 fp 0 fn 1 tn 3; legitimacy tp 3, 3 unlabelled.
 """
 
@@ -32,6 +33,7 @@ def _row(
         "labels": dict(zip(HEADS, labels, strict=True)),
         "scores": dict(zip(HEADS, scores, strict=True)),
         "thresholds": dict.fromkeys(HEADS, 0.5),
+        "predicted": {h: score >= 0.5 for h, score in zip(HEADS, scores, strict=True)},
         "route": {"name": "standard", "priority": "normal", "reason": "nothing stood out"},
         "errors": [{"head": h, "kind": k} for h, k in errors],
         "label_quality": 0.1,

@@ -23,7 +23,7 @@ from serving.bulk_ray import flatten, input_files, prepare_job, ray_session, sco
 from serving.contract import HEADS
 from serving.errors import UserError
 from serving.phrasing import load_phrases
-from serving.results import Decider
+from serving.results import ResultBuilder
 from serving.route_policy import load_policy
 from serving.scorer import Scorer
 from tests.conftest import TINY_ROWS
@@ -79,7 +79,7 @@ def expected(archive: Path, release: Path, decider_parts: tuple[Any, Any]) -> di
     """(file, line) -> flattened result by the single-process scorer (one message a batch),
     and (file, line) -> reason for the rejected rows."""
     scorer = Scorer.load(release, threads=1)
-    decider = Decider(scorer.manifest, *decider_parts)
+    builder = ResultBuilder.create(scorer.manifest, *decider_parts)
     results, rejected = {}, {}
     for file in input_files(archive):
         if file.suffix == ".parquet":
@@ -94,7 +94,7 @@ def expected(archive: Path, release: Path, decider_parts: tuple[Any, Any]) -> di
         scored = scorer.score([r.text for r in valid], batch_size=1)
         for row, scores in zip(valid, scored, strict=True):
             results[(str(file.resolve()), row.line)] = flatten(
-                decider.result(row.id, row.text, scores)
+                builder.result(row.id, row.text, scores)
             )
         rejected.update({(str(file.resolve()), r[0]): r[1] for r in rows if not isinstance(r, Row)})
     return {"results": results, "rejected": rejected}
@@ -134,7 +134,7 @@ def test_rejects_the_same_rows_as_the_local_engine(
         archive / "a.jsonl",
         tmp_path / "local.jsonl",
         scorer,
-        Decider(scorer.manifest, *decider_parts),
+        ResultBuilder.create(scorer.manifest, *decider_parts),
     )
     assert report.errors_path is not None and local.errors_path is not None
     ray_errors = [json.loads(x) for x in report.errors_path.read_text().splitlines()]
@@ -242,3 +242,71 @@ def test_server_and_local_score_never_import_ray() -> None:
         "sys.exit(1 if 'ray' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+#: One thread: the customer's two earlier turns around an agent reply, then the message.
+THREAD_TEXT = "angry angry angry"
+HISTORY = ["hello", {"role": "agent", "text": "sorry about that"}, "still waiting angry"]
+
+
+def test_every_engine_decides_a_thread_alike(
+    ray_cpus: int, tiny_release: Path, decider_parts, tmp_path: Path
+) -> None:
+    """The API, the file engine (JSONL list, CSV cell of JSON) and the Ray engine (the same
+    plus a Parquet list column) give one message with one history the same thread and route."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    with TestClient(create_app(Settings(model_dir=tiny_release, threads=1))) as client:
+        body = {"messages": [{"id": "t", "text": THREAD_TEXT, "history": HISTORY}]}
+        api = client.post("/v1/score", json=body).json()["results"][0]
+    assert len(api["thread"]["frustration"]) == 3  # two customer turns and the message
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jsonl").write_text(
+        json.dumps({"id": "t", "text": THREAD_TEXT, "history": HISTORY})
+    )
+    pd.DataFrame({"id": ["t"], "text": [THREAD_TEXT], "history": [json.dumps(HISTORY)]}).to_csv(
+        inputs / "b.csv", index=False
+    )
+    customer = [turn for turn in HISTORY if isinstance(turn, str)]
+    pd.DataFrame({"id": ["t"], "text": [THREAD_TEXT], "history": [customer]}).to_parquet(
+        inputs / "c.parquet", index=False
+    )
+    scorer = Scorer.load(tiny_release, threads=1)
+    builder = ResultBuilder.create(scorer.manifest, *decider_parts)
+    for name in ("a.jsonl", "b.csv"):
+        score_file(inputs / name, tmp_path / f"{name}.out", scorer, builder)
+        local = json.loads((tmp_path / f"{name}.out").read_text())
+        assert {k: local[k] for k in ("thread", "labels", "route", "uncertain")} == {
+            k: api[k] for k in ("thread", "labels", "route", "uncertain")
+        }
+    score_archive(prepare_job(inputs, tmp_path / "ray", tiny_release), *decider_parts, workers=1)
+    rows = pq.read_table(tmp_path / "ray").to_pylist()
+    assert len(rows) == 3
+    for row in rows:
+        assert row["thread_frustration"] == api["thread"]["frustration"]
+        assert row["thread_trend"] == api["thread"]["trend"]
+        assert row["thread_frustrated_in_a_row"] == api["thread"]["frustrated_in_a_row"]
+        assert (row["route_name"], row["route_reason"]) == (
+            api["route"]["name"],
+            api["route"]["reason"],
+        )
+        assert row["uncertain"] == api["uncertain"]
+
+
+@pytest.mark.parametrize(
+    "history, reason",
+    [
+        ("not json", "'history' is not a JSON list"),
+        ('"a string"', "'history'"),
+        ([{"role": "boss", "text": "hi"}], "'history' 0"),
+        (["   "], "'history' 0"),
+    ],
+)
+def test_a_bad_history_rejects_its_row(history: object, reason: str) -> None:
+    checked = check_record(1, {"text": "ok", "history": history})
+    assert isinstance(checked, str) and checked.startswith(reason), checked
+    assert check_record(1, {"text": "ok", "history": ""}) == Row(1, None, "ok")

@@ -16,7 +16,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from evaluation.evaluate import Options, evaluate
 from serving.contract import HEADS, mask_column
 from serving.phrasing import DEFAULT_PHRASES, load_phrases
-from serving.results import Decider
+from serving.results import ResultBuilder
 from serving.route_policy import DEFAULT_POLICY, load_policy
 from serving.scorer import Scorer
 from tests.test_score_cli import run_cli
@@ -29,6 +29,7 @@ RECORD_KEYS = {
     "labels",
     "scores",
     "thresholds",
+    "predicted",
     "route",
     "errors",
     "label_quality",
@@ -126,12 +127,12 @@ def test_misclassified_holds_exactly_the_wrong_and_uncertain_rows(
     rows = _test_rows(tiny_dataset)
     scorer = Scorer.load(tiny_release)
     policy = load_policy(DEFAULT_POLICY)
-    decider = Decider(scorer.manifest, policy, load_phrases(DEFAULT_PHRASES))
+    builder = ResultBuilder.create(scorer.manifest, policy, load_phrases(DEFAULT_PHRASES))
     expected: dict[str, set[tuple[str, str]]] = {}
     for row, scores in zip(
         rows.to_dict("records"), scorer.score(rows["text"].tolist()), strict=True
     ):
-        uncertain = decider.result(None, row["text"], scores)["uncertain"]
+        uncertain = builder.result(None, row["text"], scores)["uncertain"]
         errors = set()
         for head in HEADS:
             predicted = scores.probabilities[head] >= scorer.manifest.thresholds[head]
@@ -151,6 +152,12 @@ def test_misclassified_holds_exactly_the_wrong_and_uncertain_rows(
         assert set(record) == RECORD_KEYS
         assert set(record["labels"]) == set(record["scores"]) == set(HEADS)
         assert set(record["route"]) == {"name", "priority", "reason"}
+        # the default policy overrides no threshold: serving decided score >= the manifest's
+        # (rounded scores can sit on the threshold, so compare away from it)
+        for head in HEADS:
+            score, cut = record["scores"][head], record["thresholds"][head]
+            if abs(score - cut) > 1e-3:
+                assert record["predicted"][head] == (score >= cut)
     for record in wrong:
         assert record["labels"]["legitimacy"] is None or isinstance(
             record["labels"]["legitimacy"], float

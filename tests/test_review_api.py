@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from evaluation.review import ReviewSettings, create_review_app
-from evaluation.review.predictions import load_report
+from evaluation.review.predictions import confusion, load_report
 from serving.cli import app as cli
 from serving.errors import UserError
 from serving.feedback import FeedbackStore
@@ -63,6 +63,20 @@ def test_confusion_counts_and_cells(client: TestClient) -> None:
     # a cell lists every evaluated sample in it, not only the queue
     assert ids(client, head="frustration", cell="tn") == ["a2", "a5", "a6"]
     assert ids(client, head="complaint", cell="fn") == ["a1"]
+
+
+def test_confusion_reads_the_decisions_serving_made(tmp_path: Path) -> None:
+    """The page counts `predicted` as written by evaluate, not score >= threshold again: a
+    policy override can put a decision on the other side of the manifest's threshold."""
+    folder = write_report(tmp_path / "report")
+    for path in (folder / "predictions.jsonl", folder / "misclassified.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row in rows:
+            if row["id"] == "a3":  # frustration 0.7 >= 0.5, yet decided "not frustrated"
+                row["predicted"]["frustration"] = False
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counts = confusion(load_report(folder).samples.values())
+    assert counts["frustration"] == {"tp": 2, "fp": 0, "fn": 0, "tn": 4, "unlabelled": 0}
 
 
 def test_judgement_is_stored_and_in_force(client: TestClient, settings: ReviewSettings) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from serving.contract import HEADS
+from serving.decide import Decision, decide, frustration_level, merge_rules, thread_summary
 from serving.errors import UserError
 from serving.phrasing import load_phrases, suggest
-from serving.route_policy import Policy, load_policy, route
+from serving.route_policy import Policy, load_policy
 
 POLICY = load_policy()
 CUT = dict.fromkeys(HEADS, 0.5)
@@ -18,6 +19,12 @@ CUT = dict.fromkeys(HEADS, 0.5)
 
 def scores(f: float, b: float, c: float, lg: float) -> dict[str, float]:
     return dict(zip(HEADS, (f, b, c, lg), strict=True))
+
+
+def decided(s: dict[str, float], policy: Policy = POLICY, earlier: int = 0) -> Decision:
+    """`decide` with thresholds 0.5 and margin 0.05, after `earlier` frustrated turns."""
+    thread = [scores(0.8, 0.1, 0.1, 0.1)] * earlier
+    return decide(s, merge_rules(policy, CUT, 0.05, 0.9), thread)
 
 
 @pytest.mark.parametrize(
@@ -39,20 +46,27 @@ def scores(f: float, b: float, c: float, lg: float) -> dict[str, float]:
     ],
 )
 def test_policy_table(s: dict[str, float], name: str, priority: str, uncertain: list[str]) -> None:
-    result = route(s, POLICY, CUT, 0.05)
-    assert (result.name, result.priority, result.uncertain) == (name, priority, uncertain)
+    result = decided(s)
+    assert (result.route.name, result.route.priority, result.uncertain) == (
+        name,
+        priority,
+        uncertain,
+    )
 
 
 def test_reason_names_the_deciding_scores() -> None:
-    result = route(scores(0.91, 0.1, 0.88, 0.73), POLICY, CUT, 0.05)
-    assert "frustration 0.91 >= 0.50" in result.reason
-    assert "legitimacy 0.73 >= 0.50" in result.reason
-    assert "boredom" not in result.reason
+    reason = decided(scores(0.91, 0.1, 0.88, 0.73)).route.reason
+    assert "frustration 0.91 >= 0.50" in reason
+    assert "legitimacy 0.73 >= 0.50" in reason
+    assert "boredom" not in reason
 
 
 def test_policy_thresholds_override_the_manifest() -> None:
     strict = Policy(POLICY.rules, {"frustration": 0.95}, 0.01)
-    assert route(scores(0.9, 0.1, 0.9, 0.9), strict, CUT, 0.05).name == "complaint_desk"
+    result = decided(scores(0.9, 0.1, 0.9, 0.9), strict)
+    assert result.route.name == "complaint_desk"
+    # the raised threshold is the mild cut-off too: labels and routing agree
+    assert result.labels["frustration"] == "none" and not result.above["frustration"]
 
 
 @pytest.mark.parametrize(
@@ -143,16 +157,16 @@ def test_phrase_bank_must_cover_every_route(tmp_path: Path) -> None:
 )
 def test_sustained_frustration_escalates_sooner(earlier: int, name: str) -> None:
     # frustrated but no complaint: standard for one message, senior on the third frustrated turn
-    result = route(scores(0.8, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, earlier)
-    assert result.name == name
+    result = decided(scores(0.8, 0.1, 0.1, 0.1), earlier=earlier)
+    assert result.route.name == name and result.frustrated_in_a_row == earlier + 1
     if earlier == 2:
-        assert "3 frustrated turns in a row" in result.reason
+        assert "3 frustrated turns in a row" in result.route.reason
 
 
 def test_near_threshold_frustration_is_uncertain_when_it_would_end_a_streak() -> None:
-    result = route(scores(0.52, 0.1, 0.1, 0.1), POLICY, CUT, 0.05, 2)
-    assert (result.name, result.uncertain) == ("escalate_senior", ["frustration"])
-    assert route(scores(0.52, 0.1, 0.1, 0.1), POLICY, CUT, 0.05).uncertain == []
+    result = decided(scores(0.52, 0.1, 0.1, 0.1), earlier=2)
+    assert (result.route.name, result.uncertain) == ("escalate_senior", ["frustration"])
+    assert decided(scores(0.52, 0.1, 0.1, 0.1)).uncertain == []
 
 
 @pytest.mark.parametrize(
@@ -165,8 +179,6 @@ def test_near_threshold_frustration_is_uncertain_when_it_would_end_a_streak() ->
     ],
 )
 def test_thread_summary(turns: list[float], trend: str, in_a_row: int) -> None:
-    from serving.results import thread_summary
-
     summary = thread_summary(turns, 0.5)
     assert summary["trend"] == trend and summary["frustrated_in_a_row"] == in_a_row
     assert summary["frustration"] == turns
@@ -182,6 +194,4 @@ def test_thread_summary(turns: list[float], trend: str, in_a_row: int) -> None:
     ],
 )
 def test_frustration_level(score: float, cutoffs: dict[str, float], level: str) -> None:
-    from serving.results import frustration_level
-
     assert frustration_level(score, cutoffs) == level

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,6 +294,26 @@ def test_reload_swaps_and_a_bad_folder_keeps_the_old_model(
     assert refused.status_code == 409 and "extra.pkl" in error_of(refused)["message"]
     assert client.post("/v1/score", json={"messages": [{"text": "ok"}]}).status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_info_reports_the_rules_the_scores_are_decided_by(
+    tiny_release: Path, tmp_path: Path
+) -> None:
+    """A policy override of the frustration threshold is what /v1/info shows, as the threshold
+    and as the mild level, and what labels and routing apply."""
+    policy = tmp_path / "policy.toml"
+    default = (Path(__file__).parents[1] / "serving" / "policy.toml").read_text()
+    policy.write_text("[thresholds]\nfrustration = 0.999\nuncertainty_margin = 0.0\n" + default)
+    with make_client(tiny_release, policy_file=policy) as c:
+        info = c.get("/v1/info").json()
+        assert info["thresholds"]["frustration"] == 0.999
+        assert info["frustration_levels"]["mild"] == 0.999
+        assert info["frustration_levels"]["strong"] >= 0.999
+        assert info["uncertainty_margin"] == 0.0
+        result = c.post("/v1/score", json={"messages": [{"text": "angry angry angry"}]}).json()
+        decided = result["results"][0]
+        assert decided["labels"]["frustration"] == "none"
+        assert not re.search(r"frustration [0-9.]+ >=", decided["route"]["reason"])
 
 
 def test_broken_policy_fails_at_start(tiny_release: Path, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from serving.bulk_file import score_file
 from serving.bulk_ray import flatten, prepare_job, ray_session, score_archive
 from serving.contract import HEADS, RELEASE_DIR
 from serving.phrasing import load_phrases
-from serving.results import Decider
+from serving.results import ResultBuilder
 from serving.route_policy import load_policy
 from serving.scorer import Scorer
 
@@ -75,7 +75,11 @@ def run_local(archive: Path, work: Path, model: Path, batch_size: int) -> dict[s
     started = time.perf_counter()
     scorer = Scorer.load(model)
     report = score_file(
-        archive, work / "local.jsonl", scorer, Decider(scorer.manifest, policy, bank), batch_size
+        archive,
+        work / "local.jsonl",
+        scorer,
+        ResultBuilder.create(scorer.manifest, policy, bank),
+        batch_size,
     )
     seconds = time.perf_counter() - started
     return {

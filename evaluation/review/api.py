@@ -9,18 +9,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluation.review.judgements import in_force, recent, reviewed_ids
-from evaluation.review.predictions import (
-    ERROR_KINDS,
-    OUTCOMES,
-    HeadName,
-    Report,
-    Sample,
-    confusion,
-    hard_label,
-    outcome,
-)
+from evaluation.review.predictions import OUTCOMES, Report, confusion, hard_label, outcome
 from evaluation.review.state import ReviewState, StateDep
-from serving.contract import HEADS
+from evaluation.samples import ERROR_KINDS, Sample
+from serving.contract import HEADS, HeadName
 from serving.feedback import FeedbackIn
 from serving.http import ApiError
 

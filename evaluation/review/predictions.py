@@ -1,6 +1,6 @@
 """The evaluation report the page reviews: predictions.jsonl and misclassified.jsonl.
 
-Both files hold one sample per line (schema in the evaluate command); the review queue is
+Both files hold one `evaluation.samples.Sample` per line, with serving's decisions; the queue is
 misclassified.jsonl in its order (likeliest wrong label first), the confusion matrices and
 confusion-cell lists come from predictions.jsonl (every evaluated sample).
 """
@@ -11,97 +11,18 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import ValidationError
 from sklearn.metrics import confusion_matrix
 
+from evaluation.samples import MISCLASSIFIED_FILE, PREDICTIONS_FILE, Sample
 from serving.contract import HEADS
 from serving.errors import UserError
 
-__all__ = [
-    "ERROR_KINDS",
-    "MISCLASSIFIED_FILE",
-    "OUTCOMES",
-    "PREDICTIONS_FILE",
-    "HeadName",
-    "Report",
-    "Sample",
-    "confusion",
-    "hard_label",
-    "known_head",
-    "load_report",
-    "outcome",
-]
+__all__ = ["OUTCOMES", "Report", "confusion", "hard_label", "load_report", "outcome"]
 
-PREDICTIONS_FILE = "predictions.jsonl"
-MISCLASSIFIED_FILE = "misclassified.jsonl"
-ERROR_KINDS = ("false_positive", "false_negative", "uncertain")
 OUTCOMES = ("tp", "fp", "fn", "tn")
-ErrorKind = Literal["false_positive", "false_negative", "uncertain"]
-
-
-def known_head(value: str) -> str:
-    if value not in HEADS:
-        raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
-    return value
-
-
-#: A head name from serving/contract.py, checked wherever one comes in.
-HeadName = Annotated[str, AfterValidator(known_head)]
-
-
-class SampleError(BaseModel):
-    head: HeadName
-    kind: ErrorKind
-
-
-class SampleRoute(BaseModel):
-    name: str
-    priority: str = ""
-    reason: str = ""
-
-
-class Sample(BaseModel):
-    """One evaluated message; extra fields written by newer evaluate versions are ignored."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str = Field(min_length=1, max_length=200)
-    text: str
-    source: str = ""
-    split: str = ""
-    labels: dict[str, float | None]
-    scores: dict[str, float]
-    thresholds: dict[str, float]
-    route: SampleRoute | None = None
-    errors: list[SampleError] = Field(default_factory=list)
-    label_quality: float | None = None
-    label_issue: bool = False
-
-    @field_validator("labels", "scores", "thresholds")
-    @classmethod
-    def known_heads(cls, value: dict[str, object]) -> dict[str, object]:
-        unknown = set(value) - set(HEADS)
-        if unknown:
-            raise ValueError(f"unknown heads {sorted(unknown)}")
-        return value
-
-    @field_validator("scores", "thresholds")
-    @classmethod
-    def every_head(cls, value: dict[str, float]) -> dict[str, float]:
-        missing = [h for h in HEADS if h not in value]
-        if missing:
-            raise ValueError(f"missing heads {missing}")
-        return value
 
 
 def hard_label(sample: Sample, head: str) -> int | None:
@@ -115,7 +36,7 @@ def outcome(sample: Sample, head: str) -> str | None:
     label = hard_label(sample, head)
     if label is None:
         return None
-    predicted = sample.scores[head] >= sample.thresholds[head]
+    predicted = sample.predicted[head]
     return ("tn", "fp", "fn", "tp")[2 * label + int(predicted)]
 
 
@@ -176,7 +97,7 @@ def confusion(samples: Iterable[Sample]) -> dict[str, dict[str, int]]:
     for head in HEADS:
         labelled = [s for s in rows if hard_label(s, head) is not None]
         truth = np.array([hard_label(s, head) for s in labelled], dtype=int)
-        predicted = np.array([s.scores[head] >= s.thresholds[head] for s in labelled], dtype=int)
+        predicted = np.array([s.predicted[head] for s in labelled], dtype=int)
         tn, fp, fn, tp = confusion_matrix(truth, predicted, labels=[0, 1]).ravel()
         counts[head] = {
             "tp": int(tp),

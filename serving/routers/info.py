@@ -22,15 +22,12 @@ async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
     if runtime.model is None:
         raise ApiError(503, "not ready")
     state = runtime.model
-    manifest = state.scorer.manifest
     settings = runtime.settings
     return {
         "model": state.ref,
         "heads": list(HEADS),
-        "thresholds": runtime.policy.cut(manifest.thresholds),
-        "frustration_levels": manifest.frustration_levels,
-        "uncertainty_margin": runtime.policy.margin(manifest.uncertainty_margin),
-        "max_length_tokens": manifest.max_length,
+        **state.results.rules.as_json(),  # exactly what serving/decide.py applies
+        "max_length_tokens": state.scorer.manifest.max_length,
         "limits": {
             "max_messages": settings.max_messages,
             "max_history": settings.max_history,

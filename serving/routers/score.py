@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from serving.batcher import BatcherDown, BatchFailed, QueueFull
+from serving.decide import flatten_threads, split_threads
 from serving.deps import RuntimeDep, ScoreCaller
 from serving.http import ApiError, error_responses, over_limit
 from serving.runtime import ModelState, Runtime
@@ -42,14 +43,13 @@ async def score(
     customer's history turns are scored in the same batch and summarised in `thread`; agent
     turns are context and are not scored."""
     check_limits(body, runtime.settings)
-    texts = [text for m in body.messages for text in (*m.customer_history(), m.text)]
+    threads = [(m.customer_history(), m.text) for m in body.messages]
+    texts = flatten_threads(threads)
     scores, state = await admitted(runtime, texts)
-    results, offset = [], 0
-    for message in body.messages:
-        turns = scores[offset : offset + len(message.customer_history()) + 1]
-        offset += len(turns)
-        message_id = None if message.id is None else str(message.id)
-        results.append(state.decider.result(message_id, message.text, turns[-1], turns[:-1]))
+    results = [
+        state.results.result(None if m.id is None else str(m.id), m.text, own, earlier)
+        for m, (earlier, own) in zip(body.messages, split_threads(scores, threads), strict=True)
+    ]
     runtime.metrics.observe_scores([r["scores"] for r in results])
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
         messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)

@@ -217,12 +217,13 @@ function drivers(sample, attribution, head) {
     attribution.grouped ? " · long text: words removed in groups" : "");
 }
 
-function scoreBar(score, cut) {
+// `over` is serving's decision from the report (sample.predicted), never recomputed here
+function scoreBar(score, cut, over) {
   return el("span", {},
     el("span", { class: "bar" },
-      el("span", { class: `fill${score >= cut ? " over" : ""}`, style: `width:${100 * score}%` }),
+      el("span", { class: `fill${over ? " over" : ""}`, style: `width:${100 * score}%` }),
       el("span", { class: "cut", style: `left:${100 * cut}%`, title: `threshold ${fmt(cut)}` })),
-    el("span", { class: "num" }, `${fmt(score)} ${score >= cut ? "≥" : "<"} ${fmt(cut)}`));
+    el("span", { class: "num" }, `${fmt(score)} ${over ? "≥" : "<"} ${fmt(cut)}`));
 }
 
 function headRow(head) {
@@ -237,7 +238,7 @@ function headRow(head) {
   return el("tr", { class: head === state.head ? "selected" : "", "data-head": head, onclick: () => selectHead(head) },
     el("td", {}, el("span", { class: "hname" }, head)),
     el("td", {}, labelText(sample.labels[head])),
-    el("td", {}, scoreBar(sample.scores[head], sample.thresholds[head])),
+    el("td", {}, scoreBar(sample.scores[head], sample.thresholds[head], sample.predicted[head])),
     el("td", {}, cells[head] ? el("span", { class: `cellkind ${cells[head]}` }, cells[head].toUpperCase()) : "–",
       error && error.kind === "uncertain" ? el("span", { class: "badge uncertain" }, "near threshold") : null),
     el("td", { class: "inforce-cell" }, judged
