@@ -1,5 +1,5 @@
 """What a caller sends (FeedbackIn), what the store returns and the export writes
-(FeedbackRecord), and the field limits every layer shares.
+(FeedbackRecord), the field limits every layer shares, and the rule of the judgement in force.
 
 The limits are the one home of the column sizes (models.py), the validators here and the API
 models (serving/routers/feedback.py, evaluation/review/api.py). The first migration keeps its
@@ -9,7 +9,9 @@ literal sizes; tests/test_feedback_store.py checks they equal these.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,6 +26,7 @@ __all__ = [
     "CHANNEL_MAX_CHARS",
     "COMMENT_MAX_CHARS",
     "HEAD_MAX_CHARS",
+    "IN_FORCE_ORDER",
     "KEY_MAX_CHARS",
     "KEY_MIN_CHARS",
     "SAMPLE_ID_MAX_CHARS",
@@ -35,6 +38,8 @@ __all__ = [
     "FeedbackIn",
     "FeedbackRecord",
     "check_head",
+    "in_force",
+    "in_force_rank",
 ]
 
 #: confirm: the label is right; correct: the label is wrong, `label` is the right one;
@@ -58,6 +63,11 @@ COMMENT_MAX_CHARS = 2_000
 #: model_sha256: the digest the score response names, lowercase hex.
 SHA256_CHARS = 64
 SHA256_PATTERN = rf"^[0-9a-f]{{{SHA256_CHARS}}}$"
+
+#: The judgement in force per (sample_id, head) is the one with the greatest value of these
+#: fields: the latest `created_at`, then the highest `id` (one batch shares one time). The
+#: store's SQL and `in_force` over exported files both sort by them, so they always agree.
+IN_FORCE_ORDER = ("created_at", "id")
 
 
 def check_head(value: str) -> str:
@@ -110,3 +120,19 @@ class FeedbackRecord(FeedbackIn):
     def utc(cls, value: datetime) -> datetime:
         """SQLite hands back naive times; every stored time is UTC."""
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+#: The sort key of IN_FORCE_ORDER: the greatest one of a (sample_id, head) is in force.
+in_force_rank = attrgetter(*IN_FORCE_ORDER)
+
+
+def in_force(records: Iterable[FeedbackRecord]) -> list[FeedbackRecord]:
+    """The judgements in force among `records` (e.g. several exported files), one per
+    (sample_id, head), ordered by IN_FORCE_ORDER; the store's `current()` applies the same rule.
+    A record seen twice (one judgement in two exports) counts once."""
+    latest: dict[tuple[str, str], FeedbackRecord] = {}
+    for record in records:
+        slot = (record.sample_id, record.head)
+        if slot not in latest or in_force_rank(record) > in_force_rank(latest[slot]):
+            latest[slot] = record
+    return sorted(latest.values(), key=in_force_rank)
