@@ -13,7 +13,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from serving.contract import RELEASE_DIR
-from serving.feedback.models import AUTHOR_MAX_CHARS
+from serving.feedback.schemas import AUTHOR_MAX_CHARS
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
 from serving.route_policy import DEFAULT_POLICY

@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
+from evaluation.review.judgements import in_force as review_in_force
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
+from serving.feedback.models import Feedback
+from serving.feedback.schemas import in_force
 from tests.test_prepare import project  # noqa: F401  (fixture)
 from training.corrections import apply_corrections, load_corrections
 from training.dataset_rules import pool_split
@@ -106,6 +109,53 @@ def test_latest_judgement_wins_across_files(tmp_path: Path) -> None:
     older.write_text(record(2, label=0, author="qa-2").model_dump_json() + "\n\n")
     (only,) = load_corrections([newer, older])
     assert only.label == 0 and only.author == "qa-2"
+
+
+def test_same_time_across_files_the_highest_id_wins(tmp_path: Path) -> None:
+    """The store's tie-break, also across files (it used to be the file given last)."""
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(record(2, label=1).model_dump_json() + "\n")
+    second.write_text(record(1, label=0, created_at=T0 + timedelta(minutes=2)).model_dump_json())
+    (only,) = load_corrections([first, second])
+    assert only.id == 2 and only.label == 1
+
+
+def write_jsonl(path: Path, records: list[FeedbackRecord]) -> Path:
+    path.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    return path
+
+
+def test_store_review_page_and_prepare_agree_on_the_judgement_in_force(
+    feedback_url: str, tmp_path: Path
+) -> None:
+    """Ids out of time order (g1 complaint: the store and the page took the highest id,
+    prepare the latest time) and one time shared (row-3: highest id): one rule for all."""
+    rows = [
+        record(1, label=1, created_at=T0 + timedelta(minutes=9)),
+        record(2, label=0, author="qa-2", created_at=T0 + timedelta(minutes=8)),
+        record(3, sample_id="row-3", created_at=T0),
+        record(4, sample_id="row-3", label=1, created_at=T0),
+        record(5, head="boredom", label=1),
+    ]
+    store = FeedbackStore.open(feedback_url)
+    with store.engine.begin() as conn:
+        conn.execute(insert(Feedback), [r.model_dump() for r in rows])
+    expected = {1, 4, 5}
+    assert {r.id for r in store.current()} == expected
+    assert {r.id for r in in_force(store.records())} == expected
+    page = [r for sample in ("g1", "row-3") for r in review_in_force(store, sample).values()]
+    assert {r.id for r in page} == expected
+    export = tmp_path / "export.jsonl"
+    assert store.export_jsonl(export) == len(expected)
+    store.close()
+    assert {r.id for r in load_corrections([export])} == expected
+    # every stored judgement, spread over two files in reverse order: the same three
+    files = [
+        write_jsonl(tmp_path / "new.jsonl", rows[3:]),
+        write_jsonl(tmp_path / "old.jsonl", rows[:3]),
+    ]
+    assert {r.id for r in load_corrections(files[::-1])} == expected
+    assert {r.id for r in load_corrections(files)} == expected
 
 
 def test_bad_corrections_file_names_the_line(tmp_path: Path) -> None:

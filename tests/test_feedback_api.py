@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
+from evaluation.review.api import JudgementIn
 from serving.auth import hash_key
-from serving.feedback import FeedbackStore
+from serving.feedback import FeedbackIn, FeedbackStore
+from serving.routers.feedback import Judgement
 from serving.settings import ApiKey
 from tests.test_server import error_of, make_client
 
@@ -20,6 +24,20 @@ TEXT = "charged twice this is terrible"
 
 def flag(**changes: object) -> dict[str, object]:
     return {"sample_id": "ticket-1", "head": "frustration", "label": 1, "text": TEXT, **changes}
+
+
+def limits(field: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema property's length bounds, also when it is nullable (anyOf)."""
+    parts = [field, *field.get("anyOf", [])]
+    return {k: v for part in parts for k, v in part.items() if k in ("minLength", "maxLength")}
+
+
+@pytest.mark.parametrize("model", [Judgement, JudgementIn])
+def test_api_models_take_the_stores_field_limits(model: type[BaseModel]) -> None:
+    stored = FeedbackIn.model_json_schema()["properties"]
+    sent = model.model_json_schema()["properties"]
+    for field in ("sample_id", "key", "comment"):
+        assert limits(sent[field]) == limits(stored[field]) != {}, field
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The feedback store on SQLite and PostgreSQL: schema from the migrations, idempotent writes,
-export."""
+"""The feedback store on SQLite and PostgreSQL: schema from the migrations (column sizes equal to
+the shared limits), idempotent writes, export."""
 
 from __future__ import annotations
 
@@ -12,8 +12,23 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import inspect
 
+from serving.contract import HEADS
 from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackStore
+from serving.feedback.models import Feedback
+from serving.feedback.schemas import (
+    ACTION_MAX_CHARS,
+    ACTIONS,
+    AUTHOR_MAX_CHARS,
+    CHANNEL_MAX_CHARS,
+    CHANNELS,
+    COMMENT_MAX_CHARS,
+    HEAD_MAX_CHARS,
+    KEY_MAX_CHARS,
+    SAMPLE_ID_MAX_CHARS,
+    SHA256_CHARS,
+    SOURCE_MAX_CHARS,
+)
 
 
 def judgement(**changes: object) -> FeedbackIn:
@@ -38,6 +53,47 @@ def store(feedback_url: str) -> Iterator[FeedbackStore]:
 def test_schema_comes_from_the_migrations(store: FeedbackStore) -> None:
     tables = set(inspect(store.engine).get_table_names())
     assert tables == {"feedback", "alembic_version"}
+
+
+def test_migrated_column_sizes_equal_the_shared_limits(store: FeedbackStore) -> None:
+    """The migration spells its sizes out; models.py takes them from schemas.py: both agree."""
+    migrated = {
+        column["name"]: getattr(column["type"], "length", None)
+        for column in inspect(store.engine).get_columns("feedback")
+    }
+    declared = {
+        column.name: getattr(column.type, "length", None) for column in Feedback.__table__.c
+    }
+    assert migrated == declared
+    assert {name: size for name, size in declared.items() if size is not None} == {
+        "key": KEY_MAX_CHARS,
+        "sample_id": SAMPLE_ID_MAX_CHARS,
+        "head": HEAD_MAX_CHARS,
+        "action": ACTION_MAX_CHARS,
+        "model_sha256": SHA256_CHARS,
+        "source": SOURCE_MAX_CHARS,
+        "author": AUTHOR_MAX_CHARS,
+        "channel": CHANNEL_MAX_CHARS,
+    }
+
+
+def test_values_at_every_limit_are_stored_and_longer_ones_refused(store: FeedbackStore) -> None:
+    """PostgreSQL enforces column sizes: a validator looser than its column would fail here."""
+    longest = {
+        "sample_id": "s" * SAMPLE_ID_MAX_CHARS,
+        "key": "k" * KEY_MAX_CHARS,
+        "author": "a" * AUTHOR_MAX_CHARS,
+        "source": "x" * SOURCE_MAX_CHARS,
+        "comment": "c" * COMMENT_MAX_CHARS,
+        "model_sha256": "a" * SHA256_CHARS,
+    }
+    head = max(HEADS, key=len)
+    action, channel = max(ACTIONS, key=len), max(CHANNELS, key=len)
+    (stored,) = store.add([judgement(**longest, head=head, action=action, channel=channel)])
+    assert stored.model_dump(include=set(longest)) == longest
+    for field, value in longest.items():
+        with pytest.raises(ValidationError, match=field):
+            judgement(**{field: value + "a"})
 
 
 def test_repeated_key_is_stored_once(store: FeedbackStore) -> None:

@@ -1,6 +1,7 @@
 """Merge exported feedback (`helpdesk-scorer feedback export`) into the prepared dataset.
 
-Rules (the judgement in force per sample and head is the latest `created_at` over all files):
+Rules (the judgement in force per sample and head is decided over all files by
+`serving.feedback.schemas.in_force`, the store's rule: latest `created_at`, then highest id):
 - A judgement whose `sample_id` is a dataset id overrides that head's label (label null: the
   head does not apply, so its mask becomes 0). When it carries a text that differs from the
   row's, the id is someone else's (an agent's ticket id) and it is treated as unknown.
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 from serving.contract import HEADS, mask_column
 from serving.errors import UserError
 from serving.feedback import FeedbackRecord
+from serving.feedback.schemas import in_force
 from training.dataset_rules import match_key, pool_split
 from training.loaders import clean_text
 
@@ -37,8 +39,9 @@ CORRECTION_COLUMNS = [
 
 
 def load_corrections(paths: Sequence[Path]) -> list[FeedbackRecord]:
-    """The judgements in force over these JSONL files: the latest per (sample_id, head)."""
-    latest: dict[tuple[str, str], FeedbackRecord] = {}
+    """The judgements in force over these JSONL files (`in_force`), by time, then sample and
+    head: the order in which new feedback rows are added."""
+    records: list[FeedbackRecord] = []
     for path in paths:
         if not path.is_file():
             raise UserError(f"corrections file not found: {path}")
@@ -46,15 +49,12 @@ def load_corrections(paths: Sequence[Path]) -> list[FeedbackRecord]:
             if not line.strip():
                 continue
             try:
-                record = FeedbackRecord.model_validate_json(line)
+                records.append(FeedbackRecord.model_validate_json(line))
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "line"
                 raise UserError(f"{path}:{number}: {where}: {first['msg']}") from None
-            slot = (record.sample_id, record.head)
-            if slot not in latest or record.created_at >= latest[slot].created_at:
-                latest[slot] = record
-    return sorted(latest.values(), key=lambda r: (r.created_at, r.sample_id, r.head))
+    return sorted(in_force(records), key=lambda r: (r.created_at, r.sample_id, r.head))
 
 
 def _set_label(data: pd.DataFrame, row: int, record: FeedbackRecord) -> bool:

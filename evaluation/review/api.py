@@ -14,6 +14,14 @@ from evaluation.review.state import ReviewState, StateDep
 from evaluation.samples import ERROR_KINDS, Sample
 from serving.contract import HEADS, HeadName
 from serving.feedback import FeedbackIn
+from serving.feedback.schemas import (
+    COMMENT_MAX_CHARS,
+    KEY_MAX_CHARS,
+    KEY_MIN_CHARS,
+    SAMPLE_ID_MAX_CHARS,
+    SOURCE_MAX_CHARS,
+    Channel,
+)
 from serving.http import ApiError
 
 __all__ = ["JudgementIn", "router", "select"]
@@ -158,11 +166,11 @@ class JudgementIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sample_id: str = Field(min_length=1, max_length=200)
+    sample_id: str = Field(min_length=1, max_length=SAMPLE_ID_MAX_CHARS)
     head: HeadName
     label: Literal[0, 1] | None
-    key: str | None = Field(None, min_length=8, max_length=64)
-    comment: str | None = Field(None, max_length=2_000)
+    key: str | None = Field(None, min_length=KEY_MIN_CHARS, max_length=KEY_MAX_CHARS)
+    comment: str | None = Field(None, max_length=COMMENT_MAX_CHARS)
 
 
 @router.post("/judgements", summary="Store a reviewer's judgement (channel review)")
@@ -180,7 +188,7 @@ def judge(state: StateDep, body: JudgementIn) -> dict[str, Any]:
         model_score=min(max(sample.scores[body.head], 0.0), 1.0),
         model_sha256=state.scorer.manifest.sha256,
         text=sample.text,
-        source=sample.source[:64] or None,
+        source=sample.source[:SOURCE_MAX_CHARS] or None,
         comment=body.comment,
         **({"key": body.key} if body.key else {}),
     )
@@ -191,7 +199,7 @@ def judge(state: StateDep, body: JudgementIn) -> dict[str, Any]:
 @router.get("/feedback", summary="Recent stored judgements, newest first")
 def feedback(
     state: StateDep,
-    channel: Literal["review", "api"] | None = None,
+    channel: Channel | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     return {"items": [r.model_dump(mode="json") for r in recent(state.store, channel, limit)]}

@@ -1,6 +1,6 @@
 """Read-side helpers over the feedback store that the page needs and the store does not offer:
 recent judgements newest first, which samples were reviewed, the judgements in force of one
-sample. They use only the store's engine and table, never change them."""
+sample (by the store's own rule). They only read the store, never change it."""
 
 from __future__ import annotations
 
@@ -29,5 +29,5 @@ def reviewed_ids(store: FeedbackStore, channel: str = "review") -> set[str]:
 
 
 def in_force(store: FeedbackStore, sample_id: str) -> dict[str, FeedbackRecord]:
-    """Per head, the latest judgement of this sample (the one in force, as in the export)."""
-    return {record.head: record for record in store.records(sample_ids=[sample_id])}
+    """Per head, the judgement of this sample in force: the store's `current()`, as exported."""
+    return {record.head: record for record in store.current(sample_ids=[sample_id])}

@@ -1,22 +1,73 @@
-"""What a caller sends (FeedbackIn) and what the store returns (FeedbackRecord)."""
+"""What a caller sends (FeedbackIn), what the store returns and the export writes
+(FeedbackRecord), the field limits every layer shares, and the rule of the judgement in force.
+
+The limits are the one home of the column sizes (models.py), the validators here and the API
+models (serving/routers/feedback.py, evaluation/review/api.py). The first migration keeps its
+literal sizes; tests/test_feedback_store.py checks they equal these.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Literal
+from operator import attrgetter
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.contract import HEADS
-from serving.feedback.models import AUTHOR_MAX_CHARS
 
-__all__ = ["ACTIONS", "CHANNELS", "FeedbackIn", "FeedbackRecord", "check_head"]
+__all__ = [
+    "ACTIONS",
+    "ACTION_MAX_CHARS",
+    "AUTHOR_MAX_CHARS",
+    "CHANNELS",
+    "CHANNEL_MAX_CHARS",
+    "COMMENT_MAX_CHARS",
+    "HEAD_MAX_CHARS",
+    "IN_FORCE_ORDER",
+    "KEY_MAX_CHARS",
+    "KEY_MIN_CHARS",
+    "SAMPLE_ID_MAX_CHARS",
+    "SHA256_CHARS",
+    "SHA256_PATTERN",
+    "SOURCE_MAX_CHARS",
+    "Action",
+    "Channel",
+    "FeedbackIn",
+    "FeedbackRecord",
+    "check_head",
+    "in_force",
+    "in_force_rank",
+]
 
 #: confirm: the label is right; correct: the label is wrong, `label` is the right one;
 #: flag: an agent says the model's score was wrong, `label` is what it should have said.
-ACTIONS = ("confirm", "correct", "flag")
-CHANNELS = ("review", "api")
+Action = Literal["confirm", "correct", "flag"]
+Channel = Literal["review", "api"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+CHANNELS: tuple[str, ...] = get_args(Channel)
+
+SAMPLE_ID_MAX_CHARS = 200
+#: Idempotency keys: the API stores a SHA-256 hex digest, callers send 8 to 64 characters.
+KEY_MIN_CHARS = 8
+KEY_MAX_CHARS = 64
+HEAD_MAX_CHARS = 32
+ACTION_MAX_CHARS = 16
+CHANNEL_MAX_CHARS = 16
+#: An author is an API key's name or a reviewer's: longer names are refused in settings.
+AUTHOR_MAX_CHARS = 100
+SOURCE_MAX_CHARS = 64
+COMMENT_MAX_CHARS = 2_000
+#: model_sha256: the digest the score response names, lowercase hex.
+SHA256_CHARS = 64
+SHA256_PATTERN = rf"^[0-9a-f]{{{SHA256_CHARS}}}$"
+
+#: The judgement in force per (sample_id, head) is the one with the greatest value of these
+#: fields: the latest `created_at`, then the highest `id` (one batch shares one time). The
+#: store's SQL and `in_force` over exported files both sort by them, so they always agree.
+IN_FORCE_ORDER = ("created_at", "id")
 
 
 def check_head(value: str) -> str:
@@ -31,19 +82,23 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sample_id: str = Field(min_length=1, max_length=200)
+    sample_id: str = Field(min_length=1, max_length=SAMPLE_ID_MAX_CHARS)
     head: str
-    action: Literal["confirm", "correct", "flag"]
+    action: Action
     label: Literal[0, 1] | None
     author: str = Field(min_length=1, max_length=AUTHOR_MAX_CHARS)
-    channel: Literal["review", "api"]
-    key: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=8, max_length=64)
+    channel: Channel
+    key: str = Field(
+        default_factory=lambda: uuid.uuid4().hex,
+        min_length=KEY_MIN_CHARS,
+        max_length=KEY_MAX_CHARS,
+    )
     previous_label: float | None = Field(None, ge=0, le=1)
     model_score: float | None = Field(None, ge=0, le=1)
-    model_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    model_sha256: str | None = Field(None, pattern=SHA256_PATTERN)
     text: str | None = None  # bounded by the caller: HELPDESK_MAX_CHARS for the API
-    source: str | None = Field(None, max_length=64)
-    comment: str | None = Field(None, max_length=2_000)
+    source: str | None = Field(None, max_length=SOURCE_MAX_CHARS)
+    comment: str | None = Field(None, max_length=COMMENT_MAX_CHARS)
 
     @field_validator("head")
     @classmethod
@@ -52,7 +107,8 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackRecord(FeedbackIn):
-    """A stored judgement: the input plus its row id and UTC time of storage."""
+    """A stored judgement: the input plus its row id and UTC time of storage. It is also one
+    line of the export (`helpdesk-scorer feedback export`) that `prepare --corrections` reads."""
 
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
@@ -64,3 +120,19 @@ class FeedbackRecord(FeedbackIn):
     def utc(cls, value: datetime) -> datetime:
         """SQLite hands back naive times; every stored time is UTC."""
         return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+#: The sort key of IN_FORCE_ORDER: the greatest one of a (sample_id, head) is in force.
+in_force_rank = attrgetter(*IN_FORCE_ORDER)
+
+
+def in_force(records: Iterable[FeedbackRecord]) -> list[FeedbackRecord]:
+    """The judgements in force among `records` (e.g. several exported files), one per
+    (sample_id, head), ordered by IN_FORCE_ORDER; the store's `current()` applies the same rule.
+    A record seen twice (one judgement in two exports) counts once."""
+    latest: dict[tuple[str, str], FeedbackRecord] = {}
+    for record in records:
+        slot = (record.sample_id, record.head)
+        if slot not in latest or in_force_rank(record) > in_force_rank(latest[slot]):
+            latest[slot] = record
+    return sorted(latest.values(), key=in_force_rank)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from serving.errors import UserError
 from serving.feedback.migrate import upgrade
 from serving.feedback.models import Feedback
-from serving.feedback.schemas import FeedbackIn, FeedbackRecord
+from serving.feedback.schemas import IN_FORCE_ORDER, FeedbackIn, FeedbackRecord
 
 __all__ = ["DEFAULT_URL", "FeedbackStore", "safe_url"]
 
@@ -105,14 +105,25 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return [FeedbackRecord.model_validate(row) for row in conn.execute(query).mappings()]
 
-    def current(self) -> list[FeedbackRecord]:
-        """The judgement in force per (sample, head): the latest one stored."""
-        latest = (
-            select(func.max(Feedback.id))
-            .group_by(Feedback.sample_id, Feedback.head)
-            .scalar_subquery()
+    def current(self, sample_ids: Sequence[str] | None = None) -> list[FeedbackRecord]:
+        """The judgement in force per (sample, head), of these samples or all: the greatest by
+        IN_FORCE_ORDER (latest `created_at`, then highest id), as `schemas.in_force` decides
+        over exported files. Oldest stored first."""
+        columns = Feedback.__table__.c
+        rank = func.row_number().over(
+            partition_by=(Feedback.sample_id, Feedback.head),
+            order_by=[columns[name].desc() for name in IN_FORCE_ORDER],
         )
-        query = select(Feedback).where(Feedback.id.in_(latest)).order_by(Feedback.id)
+        ranked = select(Feedback.id, rank.label("rank"))
+        if sample_ids is not None:
+            ranked = ranked.where(Feedback.sample_id.in_(sample_ids))
+        top = ranked.subquery()
+        query = (
+            select(Feedback)
+            .join(top, Feedback.id == top.c.id)
+            .where(top.c.rank == 1)
+            .order_by(Feedback.id)
+        )
         with self.engine.connect() as conn:
             return [FeedbackRecord.model_validate(row) for row in conn.execute(query).mappings()]
 

@@ -31,7 +31,14 @@ from serving.contract import HEADS
 from serving.deps import FeedbackCaller, RuntimeDep
 from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
-from serving.feedback.schemas import check_head
+from serving.feedback.schemas import (
+    COMMENT_MAX_CHARS,
+    KEY_MAX_CHARS,
+    KEY_MIN_CHARS,
+    SAMPLE_ID_MAX_CHARS,
+    SHA256_PATTERN,
+    check_head,
+)
 from serving.feedback.store import safe_url
 from serving.http import QUOTA_EXCEEDED, ApiError, error_responses, over_limit
 from serving.observability import log
@@ -54,7 +61,7 @@ QUOTA_RESPONSE = {
     "description": "This API key sent its quota of judgements for the hour (see Retry-After)",
 }
 
-OptionalText = Annotated[UnicodeStr, Field(max_length=2_000)] | None
+OptionalText = Annotated[UnicodeStr, Field(max_length=COMMENT_MAX_CHARS)] | None
 
 
 def _number(value: object) -> object:
@@ -79,7 +86,9 @@ class Judgement(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     sample_id: UnicodeStr = Field(
-        min_length=1, max_length=200, description="Your id of the message (e.g. ticket id)."
+        min_length=1,
+        max_length=SAMPLE_ID_MAX_CHARS,
+        description="Your id of the message (e.g. ticket id).",
     )
     head: StrictStr = Field(json_schema_extra={"enum": list(HEADS)})
     label: Label | None = Field(
@@ -89,14 +98,14 @@ class Judgement(BaseModel):
     text: Text = Field(description="The message as scored (default limit 20000 characters).")
     key: UnicodeStr | None = Field(
         None,
-        min_length=8,
-        max_length=64,
+        min_length=KEY_MIN_CHARS,
+        max_length=KEY_MAX_CHARS,
         description="Idempotency key: a retry with the same key (from the same caller) is "
         "stored once and answered with the stored record.",
     )
     model_score: StrictFloat | None = Field(None, ge=0, le=1, description="The score you saw.")
     model_sha256: StrictStr | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="model.sha256 from the score response."
+        None, pattern=SHA256_PATTERN, description="model.sha256 from the score response."
     )
     comment: OptionalText = None
 
