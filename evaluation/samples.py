@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.contract import HEADS, HeadName, mask_column
 from serving.decide import Decision
+from serving.feedback.schemas import SAMPLE_ID_MAX_CHARS
 
 __all__ = [
     "ERROR_KINDS",
@@ -55,7 +56,7 @@ class Sample(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=SAMPLE_ID_MAX_CHARS)  # judged by that id
     text: str
     source: str = ""
     split: str = ""

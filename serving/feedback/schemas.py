@@ -16,7 +16,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.contract import HEADS
+from serving.contract import HeadName
 
 __all__ = [
     "ACTIONS",
@@ -37,7 +37,6 @@ __all__ = [
     "Channel",
     "FeedbackIn",
     "FeedbackRecord",
-    "check_head",
     "in_force",
     "in_force_rank",
 ]
@@ -70,12 +69,6 @@ SHA256_PATTERN = rf"^[0-9a-f]{{{SHA256_CHARS}}}$"
 IN_FORCE_ORDER = ("created_at", "id")
 
 
-def check_head(value: str) -> str:
-    if value not in HEADS:
-        raise ValueError(f"unknown head {value!r}; expected one of {', '.join(HEADS)}")
-    return value
-
-
 class FeedbackIn(BaseModel):
     """One judgement. `label` None means the head does not apply (e.g. legitimacy of a
     non-complaint); `key` makes retries idempotent and defaults to a fresh UUID."""
@@ -83,7 +76,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sample_id: str = Field(min_length=1, max_length=SAMPLE_ID_MAX_CHARS)
-    head: str
+    head: HeadName
     action: Action
     label: Literal[0, 1] | None
     author: str = Field(min_length=1, max_length=AUTHOR_MAX_CHARS)
@@ -99,11 +92,6 @@ class FeedbackIn(BaseModel):
     text: str | None = None  # bounded by the caller: HELPDESK_MAX_CHARS for the API
     source: str | None = Field(None, max_length=SOURCE_MAX_CHARS)
     comment: str | None = Field(None, max_length=COMMENT_MAX_CHARS)
-
-    @field_validator("head")
-    @classmethod
-    def known_head(cls, value: str) -> str:
-        return check_head(value)
 
 
 class FeedbackRecord(FeedbackIn):

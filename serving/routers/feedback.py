@@ -27,7 +27,7 @@ from pydantic import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from serving.contract import HEADS
+from serving.contract import HEADS, known_head
 from serving.deps import FeedbackCaller, RuntimeDep
 from serving.errors import UserError
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
@@ -37,7 +37,6 @@ from serving.feedback.schemas import (
     KEY_MIN_CHARS,
     SAMPLE_ID_MAX_CHARS,
     SHA256_PATTERN,
-    check_head,
 )
 from serving.feedback.store import safe_url
 from serving.http import QUOTA_EXCEEDED, ApiError, error_responses, over_limit
@@ -112,7 +111,7 @@ class Judgement(BaseModel):
     @field_validator("head")
     @classmethod
     def known_head(cls, value: str) -> str:
-        return check_head(value)
+        return known_head(value)
 
     @field_validator("text")
     @classmethod
