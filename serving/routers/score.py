@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 
 from serving.batcher import BatcherDown, BatchFailed, QueueFull
+from serving.contract import HEADS
 from serving.deps import RuntimeDep, ScoreCaller
+from serving.explain import Attribution, Occlusion, plan
 from serving.http import ApiError, error_responses, over_limit
 from serving.runtime import ModelState, Runtime
 from serving.schemas import ScoreRequest, ScoreResponse
@@ -21,6 +24,8 @@ ERRORS = error_responses(400, 401, 403, 408, 413, 422, 429, 500, 503, 504)
 
 def check_limits(body: ScoreRequest, settings: Settings) -> None:
     over_limit(len(body.messages), settings.max_messages, "messages")
+    if body.explain:
+        over_limit(len(body.messages), settings.max_explain_messages, "messages with explain")
     for i, message in enumerate(body.messages):
         over_limit(len(message.history), settings.max_history, "turns", f"messages.{i}.history")
         for j, text in enumerate([*message.turn_texts(), message.text]):
@@ -31,7 +36,7 @@ def check_limits(body: ScoreRequest, settings: Settings) -> None:
 @router.post(
     "/v1/score",
     response_model=ScoreResponse,
-    response_model_exclude_unset=True,  # `thread` only appears when history was sent
+    response_model_exclude_unset=True,  # `thread`, `explanation` only appear when asked for
     responses=ERRORS,
     summary="Score messages",
 )
@@ -40,21 +45,50 @@ async def score(
 ) -> dict[str, Any]:
     """Scores, labels, route, phrasing and uncertain heads for each message, in order. The
     customer's history turns are scored in the same batch and summarised in `thread`; agent
-    turns are context and are not scored."""
+    turns are context and are not scored. With `explain`, each message's occlusion variants
+    join the same batcher job, so admission and the deadline count them too."""
     check_limits(body, runtime.settings)
     texts = [text for m in body.messages for text in (*m.customer_history(), m.text)]
-    scores, state = await admitted(runtime, texts)
-    results, offset = [], 0
+    occlusions = [plan(m.text) for m in body.messages] if body.explain else []
+    variants = [v for o in occlusions for v in o.variants]
+    scores, state = await admitted(runtime, texts + variants)
+    results, own, offset = [], [], 0
     for message in body.messages:
         turns = scores[offset : offset + len(message.customer_history()) + 1]
         offset += len(turns)
+        own.append(turns[-1])
         message_id = None if message.id is None else str(message.id)
         results.append(state.decider.result(message_id, message.text, turns[-1], turns[:-1]))
+    if body.explain:
+        explained = explanations(occlusions, own, scores[len(texts) :])
+        for result, explanation in zip(results, explained, strict=True):
+            result["explanation"] = explanation
     runtime.metrics.observe_scores([r["scores"] for r in results])
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
-        messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)
+        messages=len(body.messages),
+        texts=len(texts),
+        chars=sum(len(t) for t in texts),
+        explained_texts=len(variants),
     )
     return {"model": state.ref, "results": results}
+
+
+def explanations(
+    occlusions: list[Occlusion], own: list[Scores], variants: list[Scores]
+) -> list[dict[str, object]]:
+    """Each message's `explanation`, from its own scores and those of its variants (in the
+    order of `occlusions`, concatenated)."""
+    out, start = [], 0
+    for occluded, scores in zip(occlusions, own, strict=True):
+        without = variants[start : start + len(occluded.variants)]
+        start += len(without)
+        out.append(Attribution.of(occluded, _matrix([scores])[0], _matrix(without)).strongest())
+    return out
+
+
+def _matrix(scores: list[Scores]) -> np.ndarray:
+    """Probabilities of `scores`, shape (len(scores), len(HEADS))."""
+    return np.array([[s.probabilities[h] for h in HEADS] for s in scores]).reshape(-1, len(HEADS))
 
 
 async def admitted(runtime: Runtime, texts: list[str]) -> tuple[list[Scores], ModelState]:
