@@ -137,3 +137,16 @@ def test_explain_must_be_a_boolean_and_shows_in_openapi(client: TestClient) -> N
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "explain" in schemas["ScoreRequest"]["properties"]
     assert set(schemas["Explanation"]["properties"]) == {*HEADS, "grouped"}
+
+
+def test_the_cost_benchmark_runs_on_the_tiny_model(tiny_release: Path) -> None:
+    from evaluation.bench.explain import measure, messages
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(tiny_release, threads=1)
+    texts = messages(scorer, 12, 2)
+    assert len(set(texts)) == 2
+    assert all(len(scorer.tokenizer.encode(t).ids) == 12 for t in texts)
+    (row,) = measure(scorer, count=2, repeats=1, batch_size=8, lengths=(12,))
+    assert row["tokens"] == 12 and row["texts_per_message"] == 11  # 10 words + the message
+    assert row["plain_ms"] > 0 and row["ratio"] == row["explained_ms"] / row["plain_ms"]
