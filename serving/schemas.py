@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
@@ -128,7 +129,7 @@ class ScoreRequest(BaseModel):
     messages: list[Message] = Field(
         min_length=1, description="1 to max_messages messages (default 64: 413 above)."
     )
-    explain: bool = Field(
+    explain: StrictBool = Field(
         False,
         description="Add an `explanation` to each result: the words that raised and lowered "
         f"each score. Each message is scored again without each of its words (at most "

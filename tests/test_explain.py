@@ -130,10 +130,14 @@ def test_more_messages_than_the_explain_cap_is_the_over_limit_error(client: Test
     assert client.post("/v1/score", json={"messages": messages}).status_code == 200
 
 
-def test_explain_must_be_a_boolean_and_shows_in_openapi(client: TestClient) -> None:
-    body = {"messages": [{"text": "hello"}], "explain": "maybe"}
+@pytest.mark.parametrize("value", ["maybe", "true", 0, 1, None])
+def test_explain_must_be_a_json_boolean(client: TestClient, value: object) -> None:
+    body = {"messages": [{"text": "hello"}], "explain": value}
     response = client.post("/v1/score", json=body)
     assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_input"
+
+
+def test_explain_shows_in_openapi(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "explain" in schemas["ScoreRequest"]["properties"]
     assert set(schemas["Explanation"]["properties"]) == {*HEADS, "grouped"}
