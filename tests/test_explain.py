@@ -82,8 +82,17 @@ def test_the_planted_word_is_the_top_raiser(client: TestClient, text: str) -> No
 
 
 def test_the_planted_lowering_word_is_the_top_lowerer(client: TestClient) -> None:
+    batcher = client.app.state.runtime.batcher  # type: ignore[attr-defined]
+    submit, submitted = batcher.submit, []
+
+    async def recorded(texts: list[str]):  # type: ignore[no-untyped-def]
+        submitted.append(len(texts))
+        return await submit(texts)
+
+    batcher.submit = recorded
     SEEN.clear()
     (result,) = explained(client, "hello calm can you help zebra")
+    assert submitted == [7]  # one batcher job: the message and its 6 variants
     assert (
         len(SEEN) == 7 and "hello  can you help zebra" in SEEN
     )  # the variants went via the batcher
