@@ -50,7 +50,10 @@ def openapi_with_limits(app: FastAPI, settings: Settings) -> dict[str, Any]:
             title=app.title, version=app.version, summary=app.summary, routes=app.routes
         )
         components = schema["components"]["schemas"]
-        components["ScoreRequest"]["properties"]["messages"]["maxItems"] = settings.max_messages
+        request = components["ScoreRequest"]
+        request["properties"]["messages"]["maxItems"] = settings.max_messages
+        request["if"] = {"properties": {"explain": {"const": True}}, "required": ["explain"]}
+        request["then"] = {"properties": {"messages": {"maxItems": settings.max_explain_messages}}}
         message = components["Message"]["properties"]
         message["text"]["maxLength"] = settings.max_chars
         message["history"]["maxItems"] = settings.max_history

@@ -10,18 +10,21 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
     TypeAdapter,
 )
 
+from serving.explain import MAX_UNITS, TOP_WORDS
 from serving.references import MAX_REFERENCES
 from serving.scorer import NOT_BLANK_PATTERN, text_error
 
 __all__ = [
     "HISTORY",
     "ErrorResponse",
+    "Explanation",
     "HeadScores",
     "InfoResponse",
     "Message",
@@ -140,6 +143,13 @@ class ScoreRequest(BaseModel):
     messages: list[Message] = Field(
         min_length=1, description="1 to max_messages messages (default 64: 413 above)."
     )
+    explain: StrictBool = Field(
+        False,
+        description="Add an `explanation` to each result: the words that raised and lowered "
+        f"each score. Each message is scored again without each of its words (at most "
+        f"{MAX_UNITS} words or word groups), so it costs up to {MAX_UNITS + 1} times the "
+        "scoring; at most max_explain_messages messages (default 8: 413 above).",
+    )
 
 
 class HeadScores(BaseModel):
@@ -191,6 +201,35 @@ class Result(BaseModel):
     uncertain: list[str] = Field(description="Heads within the margin of their threshold.")
     truncated: bool = Field(description="The text was cut to the model's token limit.")
     thread: Thread | None = Field(None, description="Present when history was sent.")
+    explanation: Explanation | None = Field(None, description="Present when explain was asked.")
+
+
+class WordChange(BaseModel):
+    text: str = Field(description="The word, or group of neighbouring words, as written.")
+    span: tuple[int, int] = Field(description="Its [start, end) character offsets in the text.")
+    change: float = Field(description="The score with it minus the score without it.")
+
+
+class HeadExplanation(BaseModel):
+    raising: list[WordChange] = Field(
+        description=f"Up to {TOP_WORDS} words that raised the score most, strongest first."
+    )
+    lowering: list[WordChange] = Field(
+        description=f"Up to {TOP_WORDS} words that lowered the score most, strongest first."
+    )
+
+
+class Explanation(BaseModel):
+    """Occlusion: each word (or word group) removed in turn and the message scored again."""
+
+    frustration: HeadExplanation
+    boredom: HeadExplanation
+    complaint: HeadExplanation
+    legitimacy: HeadExplanation
+    grouped: bool = Field(
+        description=f"The message has more than {MAX_UNITS} words, so neighbouring words were "
+        "removed in groups."
+    )
 
 
 class ModelRef(BaseModel):

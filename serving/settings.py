@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         description="extra wait for batch-mates; 0: batch what queued during the last run",
     )
     max_messages: int = Field(64, ge=1, description="messages per request (413 above)")
+    max_explain_messages: int = Field(
+        8,
+        ge=1,
+        description="messages per request with explain (413 above): each is rescored per word",
+    )
     max_history: int = Field(20, ge=0, description="history turns per message (413 above)")
     max_chars: int = Field(20_000, ge=1, description="characters per text (413 above)")
     max_body_bytes: int = Field(2_000_000, ge=1, description="request body size (413 above)")

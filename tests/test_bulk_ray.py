@@ -40,7 +40,7 @@ def ray_cpus() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def decider_parts() -> tuple[Any, Any]:
+def rule_parts() -> tuple[Any, Any]:
     policy = load_policy()
     return policy, load_phrases(routes=tuple(r.name for r in policy.rules))
 
@@ -75,11 +75,11 @@ def archive(tmp_path: Path) -> Path:
     return folder
 
 
-def expected(archive: Path, release: Path, decider_parts: tuple[Any, Any]) -> dict:
+def expected(archive: Path, release: Path, rule_parts: tuple[Any, Any]) -> dict:
     """(file, line) -> flattened result by the single-process scorer (one message a batch),
     and (file, line) -> reason for the rejected rows."""
     scorer = Scorer.load(release, threads=1)
-    builder = ResultBuilder.create(scorer.manifest, *decider_parts)
+    builder = ResultBuilder.create(scorer.manifest, *rule_parts)
     results, rejected = {}, {}
     for file in input_files(archive):
         if file.suffix == ".parquet":
@@ -101,14 +101,14 @@ def expected(archive: Path, release: Path, decider_parts: tuple[Any, Any]) -> di
 
 
 def test_every_result_matches_the_single_process_scorer(
-    ray_cpus: int, tiny_release: Path, archive: Path, decider_parts, tmp_path: Path
+    ray_cpus: int, tiny_release: Path, archive: Path, rule_parts, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     job = prepare_job(archive, out, tiny_release)
     # the int8 graph's activation scales are fixed at export: the Ray engine's batches of 8
     # give each message the same scores as the local scorer alone
-    report = score_archive(job, *decider_parts, workers=ray_cpus, batch_size=8)
-    want = expected(archive, tiny_release, decider_parts)
+    report = score_archive(job, *rule_parts, workers=ray_cpus, batch_size=8)
+    want = expected(archive, tiny_release, rule_parts)
     got = pq.read_table(out).to_pylist()
     assert len(got) == report.scored == len(want["results"]) == 26
     assert report.rejected == len(want["rejected"]) == 9
@@ -122,11 +122,11 @@ def test_every_result_matches_the_single_process_scorer(
 
 
 def test_rejects_the_same_rows_as_the_local_engine(
-    ray_cpus: int, tiny_release: Path, archive: Path, decider_parts, tmp_path: Path
+    ray_cpus: int, tiny_release: Path, archive: Path, rule_parts, tmp_path: Path
 ) -> None:
     report = score_archive(
         prepare_job(archive / "a.jsonl", tmp_path / "ray", tiny_release),
-        *decider_parts,
+        *rule_parts,
         workers=1,
     )
     scorer = Scorer.load(tiny_release, threads=1)
@@ -134,7 +134,7 @@ def test_rejects_the_same_rows_as_the_local_engine(
         archive / "a.jsonl",
         tmp_path / "local.jsonl",
         scorer,
-        ResultBuilder.create(scorer.manifest, *decider_parts),
+        ResultBuilder.create(scorer.manifest, *rule_parts),
     )
     assert report.errors_path is not None and local.errors_path is not None
     ray_errors = [json.loads(x) for x in report.errors_path.read_text().splitlines()]
@@ -146,12 +146,12 @@ def test_rejects_the_same_rows_as_the_local_engine(
 
 
 def test_schema_holds_when_a_column_is_all_null(
-    ray_cpus: int, tiny_release: Path, decider_parts, tmp_path: Path
+    ray_cpus: int, tiny_release: Path, rule_parts, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in ("ok", "k", "fine")))
     report = score_archive(
-        prepare_job(source, tmp_path / "out", tiny_release), *decider_parts, workers=1
+        prepare_job(source, tmp_path / "out", tiny_release), *rule_parts, workers=1
     )
     got = pd.read_parquet(tmp_path / "out")
     assert report.errors_path is None and len(got) == 3
@@ -179,7 +179,7 @@ def test_bad_input_is_a_user_error_before_ray_runs(tiny_release: Path, tmp_path:
 
 
 def test_a_corrupt_shard_is_one_user_error(
-    ray_cpus: int, tiny_release: Path, decider_parts, tmp_path: Path
+    ray_cpus: int, tiny_release: Path, rule_parts, tmp_path: Path
 ) -> None:
     shard = tmp_path / "x.parquet"
     pd.DataFrame({"text": [f"order {i} " * 20 for i in range(500)]}).to_parquet(shard)
@@ -188,7 +188,7 @@ def test_a_corrupt_shard_is_one_user_error(
     shard.write_bytes(bytes(data))
     job = prepare_job(shard, tmp_path / "out", tiny_release)
     with pytest.raises(UserError, match=r"x\.parquet: cannot read") as caught:
-        score_archive(job, *decider_parts, workers=1)
+        score_archive(job, *rule_parts, workers=1)
     assert "\n" not in str(caught.value)
 
 
@@ -250,7 +250,7 @@ HISTORY = ["hello", {"role": "agent", "text": "sorry about that"}, "still waitin
 
 
 def test_every_engine_decides_a_thread_alike(
-    ray_cpus: int, tiny_release: Path, decider_parts, tmp_path: Path
+    ray_cpus: int, tiny_release: Path, rule_parts, tmp_path: Path
 ) -> None:
     """The API, the file engine (JSONL list, CSV cell of JSON) and the Ray engine (the same
     plus a Parquet list column) give one message with one history the same thread and route."""
@@ -276,14 +276,14 @@ def test_every_engine_decides_a_thread_alike(
         inputs / "c.parquet", index=False
     )
     scorer = Scorer.load(tiny_release, threads=1)
-    builder = ResultBuilder.create(scorer.manifest, *decider_parts)
+    builder = ResultBuilder.create(scorer.manifest, *rule_parts)
     for name in ("a.jsonl", "b.csv"):
         score_file(inputs / name, tmp_path / f"{name}.out", scorer, builder)
         local = json.loads((tmp_path / f"{name}.out").read_text())
         assert {k: local[k] for k in ("thread", "labels", "route", "uncertain")} == {
             k: api[k] for k in ("thread", "labels", "route", "uncertain")
         }
-    score_archive(prepare_job(inputs, tmp_path / "ray", tiny_release), *decider_parts, workers=1)
+    score_archive(prepare_job(inputs, tmp_path / "ray", tiny_release), *rule_parts, workers=1)
     rows = pq.read_table(tmp_path / "ray").to_pylist()
     assert len(rows) == 3
     for row in rows:

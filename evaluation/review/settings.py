@@ -9,6 +9,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.contract import RELEASE_DIR
+from serving.explain import MAX_UNITS
 from serving.feedback.store import DEFAULT_URL
 
 __all__ = ["ReviewSettings"]
@@ -39,5 +40,5 @@ class ReviewSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8100, ge=1, le=65535)
     attribution_units: int = Field(
-        48, ge=2, le=512, description="most words or word groups removed one at a time"
+        MAX_UNITS, ge=2, le=512, description="most words or word groups removed one at a time"
     )

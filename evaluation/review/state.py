@@ -11,10 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import make_url
 
-from evaluation.review.attribution import Attribution, occlusion
 from evaluation.review.judgements import reviewed_ids
 from evaluation.review.predictions import Report, load_report
 from evaluation.review.settings import ReviewSettings
+from serving.explain import Attribution, occlusion
 from serving.feedback import FeedbackStore
 from serving.scorer import Scorer
 

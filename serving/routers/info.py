@@ -30,6 +30,7 @@ async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
         "max_length_tokens": state.scorer.manifest.max_length,
         "limits": {
             "max_messages": settings.max_messages,
+            "max_explain_messages": settings.max_explain_messages,
             "max_history": settings.max_history,
             "max_chars": settings.max_chars,
             "max_body_bytes": settings.max_body_bytes,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 
 from serving.batcher import BatcherDown, BatchFailed, QueueFull
+from serving.contract import HEADS
 from serving.decide import flatten_threads, split_threads
 from serving.deps import RuntimeDep, ScoreCaller
+from serving.explain import Attribution, Occlusion, plan
 from serving.http import ApiError, error_responses, over_limit
 from serving.runtime import ModelState, Runtime
 from serving.schemas import ScoreRequest, ScoreResponse
@@ -22,6 +25,8 @@ ERRORS = error_responses(400, 401, 403, 408, 413, 422, 429, 500, 503, 504)
 
 def check_limits(body: ScoreRequest, settings: Settings) -> None:
     over_limit(len(body.messages), settings.max_messages, "messages")
+    if body.explain:
+        over_limit(len(body.messages), settings.max_explain_messages, "messages with explain")
     for i, message in enumerate(body.messages):
         over_limit(len(message.history), settings.max_history, "turns", f"messages.{i}.history")
         for j, text in enumerate([*message.turn_texts(), message.text]):
@@ -32,7 +37,7 @@ def check_limits(body: ScoreRequest, settings: Settings) -> None:
 @router.post(
     "/v1/score",
     response_model=ScoreResponse,
-    response_model_exclude_unset=True,  # `thread` only appears when history was sent
+    response_model_exclude_unset=True,  # `thread`, `explanation` only appear when asked for
     responses=ERRORS,
     summary="Score messages",
 )
@@ -41,20 +46,50 @@ async def score(
 ) -> dict[str, Any]:
     """Scores, labels, route, phrasing and uncertain heads for each message, in order. The
     customer's history turns are scored in the same batch and summarised in `thread`; agent
-    turns are context and are not scored."""
+    turns are context and are not scored. With `explain`, each message's occlusion variants
+    join the same batcher job, so admission and the deadline count them too."""
     check_limits(body, runtime.settings)
     threads = [(m.customer_history(), m.text) for m in body.messages]
     texts = flatten_threads(threads)
-    scores, state = await admitted(runtime, texts)
+    occlusions = [plan(m.text) for m in body.messages] if body.explain else []
+    variants = [v for o in occlusions for v in o.variants]
+    scores, state = await admitted(runtime, texts + variants)
+    scored = split_threads(scores[: len(texts)], threads)
     results = [
         state.results.result(None if m.id is None else str(m.id), m.text, own, earlier)
-        for m, (earlier, own) in zip(body.messages, split_threads(scores, threads), strict=True)
+        for m, (earlier, own) in zip(body.messages, scored, strict=True)
     ]
+    if body.explain:
+        own = [message for _, message in scored]
+        explained = explanations(occlusions, own, scores[len(texts) :])
+        for result, explanation in zip(results, explained, strict=True):
+            result["explanation"] = explanation
     runtime.metrics.observe_scores([r["scores"] for r in results])
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
-        messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)
+        messages=len(body.messages),
+        texts=len(texts),
+        chars=sum(len(t) for t in texts),
+        explained_texts=len(variants),
     )
     return {"model": state.ref, "results": results}
+
+
+def explanations(
+    occlusions: list[Occlusion], own: list[Scores], variants: list[Scores]
+) -> list[dict[str, object]]:
+    """Each message's `explanation`, from its own scores and those of its variants (in the
+    order of `occlusions`, concatenated)."""
+    out, start = [], 0
+    for occluded, scores in zip(occlusions, own, strict=True):
+        without = variants[start : start + len(occluded.variants)]
+        start += len(without)
+        out.append(Attribution.of(occluded, _matrix([scores])[0], _matrix(without)).strongest())
+    return out
+
+
+def _matrix(scores: list[Scores]) -> np.ndarray:
+    """Probabilities of `scores`, shape (len(scores), len(HEADS))."""
+    return np.array([[s.probabilities[h] for h in HEADS] for s in scores]).reshape(-1, len(HEADS))
 
 
 async def admitted(runtime: Runtime, texts: list[str]) -> tuple[list[Scores], ModelState]:
