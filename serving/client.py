@@ -198,9 +198,10 @@ class ScorerClient:
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
         self.max_retries, self.max_wait, self._sleep = max_retries, max_wait, sleep
 
-    def score(self, messages: Sequence[str | Message]) -> ScoreResponse:
-        """Score messages in one request; results come back in the same order."""
-        return self._score([_message(m) for m in messages])
+    def score(self, messages: Sequence[str | Message], *, explain: bool = False) -> ScoreResponse:
+        """Score messages in one request; results come back in the same order. `explain`
+        adds each result's `explanation` (the server caps how many messages may ask)."""
+        return self._score([_message(m) for m in messages], explain)
 
     def score_one(
         self,
@@ -208,6 +209,7 @@ class ScorerClient:
         *,
         history: Sequence[str | Turn] | None = None,
         id: str | int | None = None,
+        explain: bool = False,
     ) -> Result:
         """Score one message; `history` is the thread's earlier turns, oldest first."""
         message: dict[str, Any] = {"text": text}
@@ -215,14 +217,15 @@ class ScorerClient:
             message["history"] = [_turn(t) for t in history]
         if id is not None:
             message["id"] = id
-        return self._score([message]).results[0]
+        return self._score([message], explain).results[0]
 
     def info(self) -> InfoResponse:
         """The model being served, its thresholds and the server's limits."""
         return InfoResponse.model_validate_json(self._request("GET", "/v1/info").content)
 
-    def _score(self, messages: list[dict[str, Any]]) -> ScoreResponse:
-        answer = self._request("POST", "/v1/score", {"messages": messages})
+    def _score(self, messages: list[dict[str, Any]], explain: bool) -> ScoreResponse:
+        body: dict[str, Any] = {"messages": messages, **({"explain": True} if explain else {})}
+        answer = self._request("POST", "/v1/score", body)
         return ScoreResponse.model_validate_json(answer.content)
 
     def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:

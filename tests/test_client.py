@@ -234,8 +234,11 @@ def test_real_server_scores_into_typed_results(server: str) -> None:
     with ScorerClient(server, api_key=SCORE_KEY) as client:
         response = client.score(["my order never arrived and i am angry", Message(id=2, text="ok")])
         threaded = client.score_one("still waiting angry", history=["hello", "late parcel"])
+        explained = client.score_one("late parcel angry", explain=True)
         info = client.info()
     assert [r.id for r in response.results] == [None, "2"]
+    assert response.results[0].explanation is None
+    assert explained.explanation is not None
     assert response.model == info.model and set(info.heads) == set(HEADS)
     assert threaded.thread is not None and len(threaded.thread.frustration) == 3
 
