@@ -82,6 +82,8 @@ RESULT_SCHEMA = pa.schema(
         ("phrasing", pa.list_(pa.string())),
         ("uncertain", pa.list_(pa.string())),
         ("truncated", pa.bool_()),
+        ("language_supported", pa.bool_()),
+        ("language_detected", pa.string()),
     ]
 )
 
@@ -182,6 +184,7 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
         "phrasing": result["phrasing"],
         "uncertain": result["uncertain"],
         "truncated": result["truncated"],
+        **{f"language_{k}": result["language"][k] for k in ("supported", "detected")},
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.contract import HEADS
+from serving.language import language_of
 from serving.phrasing import PhraseBank, suggest
 from serving.references import find_references
 from serving.route_policy import Policy, route
@@ -97,5 +98,6 @@ class Decider:
             "references": [{"kind": r.kind, "value": r.value} for r in refs],
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,
+            "language": language_of(text),  # still scored when unsupported, but marked
             **({"thread": thread} if thread else {}),
         }

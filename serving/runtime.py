@@ -13,7 +13,7 @@ from pathlib import Path
 from serving.batcher import MicroBatcher
 from serving.contract import MANIFEST_FILE
 from serving.errors import UserError
-from serving.observability import Metrics
+from serving.observability import Metrics, log
 from serving.phrasing import PhraseBank, load_phrases
 from serving.results import Decider
 from serving.route_policy import Policy, load_policy
@@ -103,3 +103,6 @@ class Runtime:
             finalizer = weakref.finalize(retired, _release_soon, asyncio.get_running_loop())
             finalizer.atexit = False
         self.metrics.model.info(state.ref)
+        self.metrics.set_reference(state.scorer.manifest.reference)
+        if state.scorer.manifest.reference is None:
+            log("no reference score distribution in the manifest: no drift metric", model=state.ref)

@@ -27,6 +27,7 @@ RESULT_KEYS = {
     "references",
     "uncertain",
     "truncated",
+    "language",
 }
 
 

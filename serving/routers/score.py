@@ -50,7 +50,7 @@ async def score(
         offset += len(turns)
         message_id = None if message.id is None else str(message.id)
         results.append(state.decider.result(message_id, message.text, turns[-1], turns[:-1]))
-    runtime.metrics.observe_scores([r["scores"] for r in results])
+    runtime.metrics.observe_results(results)
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
         messages=len(body.messages), texts=len(texts), chars=sum(len(t) for t in texts)
     )
