@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from serving.batcher import MicroBatcher, token_estimate
 from serving.http import Guard, install_error_handlers
-from serving.observability import log
+from serving.observability import Metrics, log
 from serving.routers import admin, feedback, health, info, metrics, score
 from serving.runtime import ModelState, Runtime, load_model_state, load_rules
 from serving.scorer import ModelError
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A server for `settings` (default: HELPDESK_* environment). Policy and phrase files are
     validated here, so a broken file fails at start-up, not as a 500 later."""
     settings = settings or Settings()
-    runtime = Runtime(settings, *load_rules(settings))
+    runtime = Runtime(settings, *load_rules(settings), Metrics(settings.drift_window))
     store = feedback.FeedbackService(settings.feedback_url, settings.feedback_quota_per_hour)
 
     @asynccontextmanager

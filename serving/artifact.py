@@ -16,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import (
@@ -39,6 +39,7 @@ from serving.contract import (
     RELEASE_DIR,
     TOKENIZER_FILE,
 )
+from serving.drift import DRIFT_BINS
 from serving.errors import UserError
 from serving.files import sha256_file
 
@@ -56,6 +57,7 @@ __all__ = [
 TEMPERATURE_RANGE = (0.05, 20.0)
 _LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\x00-\x1f]+)")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+_V = TypeVar("_V")
 
 
 class ModelError(UserError):
@@ -66,7 +68,7 @@ Probability = Annotated[float, Field(gt=0, lt=1)]
 Temperature = Annotated[float, Field(ge=TEMPERATURE_RANGE[0], le=TEMPERATURE_RANGE[1])]
 
 
-def _per_head(value: dict[str, float]) -> dict[str, float]:
+def _per_head(value: dict[str, _V]) -> dict[str, _V]:
     if sorted(value) != sorted(HEADS):
         raise ValueError(f"needs exactly the heads {list(HEADS)}, has {sorted(value)}")
     return value
@@ -83,6 +85,31 @@ class _Golden(BaseModel):
     probabilities: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         min_length=len(HEADS), max_length=len(HEADS)
     )
+
+
+def _histogram(value: list[int]) -> list[int]:
+    if len(value) != DRIFT_BINS or sum(value) == 0:
+        raise ValueError(f"needs {DRIFT_BINS} bin counts, not all zero")
+    return value
+
+
+class _Reference(BaseModel):
+    """Score histograms per head of the dev messages export saw (serving/drift.py)."""
+
+    model_config = ConfigDict(extra="allow")  # where the messages came from: free text
+
+    bins: int
+    counts: Annotated[
+        dict[str, Annotated[list[Annotated[int, Field(ge=0)]], AfterValidator(_histogram)]],
+        AfterValidator(_per_head),
+    ]
+
+    @field_validator("bins")
+    @classmethod
+    def same_bins(cls, value: int) -> int:
+        if value != DRIFT_BINS:
+            raise ValueError(f"must be {DRIFT_BINS}, the bins serving/drift.py defines")
+        return value
 
 
 class _ManifestFile(BaseModel):
@@ -102,6 +129,7 @@ class _ManifestFile(BaseModel):
     uncertainty_margin: float = Field(0.05, ge=0, lt=0.5)
     files: dict[str, str]
     golden: list[_Golden] = Field(default_factory=list)
+    reference: _Reference | None = None  # older models have none: no drift metric
 
     @field_validator("heads")
     @classmethod
@@ -138,6 +166,8 @@ class Manifest:
     frustration_levels: dict[str, float]
     uncertainty_margin: float
     raw: dict[str, Any]
+    #: Reference score histogram per head (bin counts), None for a model exported without one.
+    reference: dict[str, list[int]] | None = None
 
 
 def checksum_lines(hashes: dict[str, str]) -> str:
@@ -250,6 +280,7 @@ def verify_folder(folder: Path, pinned: str | None = None) -> Manifest:
         frustration_levels=parsed.frustration_levels,
         uncertainty_margin=parsed.uncertainty_margin,
         raw=parsed.model_dump(mode="json"),
+        reference=None if parsed.reference is None else parsed.reference.counts,
     )
 
 

@@ -89,6 +89,8 @@ RESULT_SCHEMA = pa.schema(
         ("thread_frustration", pa.list_(pa.float64())),
         ("thread_trend", pa.string()),
         ("thread_frustrated_in_a_row", pa.int64()),
+        ("language_supported", pa.bool_()),
+        ("language_detected", pa.string()),
     ]
 )
 
@@ -196,6 +198,7 @@ def flatten(result: dict[str, Any]) -> dict[str, Any]:
         "uncertain": result["uncertain"],
         "truncated": result["truncated"],
         **{f"thread_{k}": thread.get(k) for k in ("frustration", "trend", "frustrated_in_a_row")},
+        **{f"language_{k}": result["language"][k] for k in ("supported", "detected")},
     }
 
 

@@ -9,11 +9,14 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from serving.contract import HEADS
+from serving.drift import DEFAULT_WINDOW, DriftWindow
 
 if TYPE_CHECKING:  # the batcher logs through this module
     from serving.batcher import BatchStats
@@ -57,7 +60,8 @@ def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, drift_window: int = DEFAULT_WINDOW) -> None:
+        self.window = DriftWindow(drift_window)
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "helpdesk_requests", "HTTP requests", ["route", "status"], registry=self.registry
@@ -87,6 +91,23 @@ class Metrics:
             "Calibrated scores per head, for drift watching",
             ["head"],
             buckets=SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.drift = Gauge(
+            "helpdesk_score_drift_psi",
+            "PSI of the last HELPDESK_DRIFT_WINDOW scores against the model's reference, per head "
+            "(absent without a reference, or until the window is full)",
+            ["head"],
+            registry=self.registry,
+        )
+        self.non_english_share = Gauge(
+            "helpdesk_non_english_share",
+            "Share of the last HELPDESK_DRIFT_WINDOW messages flagged as not English",
+            registry=self.registry,
+        )
+        self.non_english = Counter(
+            "helpdesk_non_english_messages",
+            "Scored messages flagged as not English (language.supported false)",
             registry=self.registry,
         )
         self.in_flight = Gauge(
@@ -120,8 +141,20 @@ class Metrics:
         self.stage.labels("tokenize").observe(stats.timings.tokenize)
         self.stage.labels("inference").observe(stats.timings.inference)
 
-    def observe_scores(self, scores: list[dict[str, float]]) -> None:
+    def set_reference(self, reference: Mapping[str, Sequence[int]] | None) -> None:
+        """A new model: an empty window against its reference (None: no drift gauge)."""
+        self.window = DriftWindow(self.window.size, reference)
+        self.drift.clear()
+
+    def observe_results(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """Score histograms, the drift window and the language counters, from result objects."""
         for head in HEADS:
             histogram = self.scores.labels(head)
-            for row in scores:
-                histogram.observe(row[head])
+            for result in results:
+                histogram.observe(result["scores"][head])
+        flagged = np.array([not r["language"]["supported"] for r in results], dtype=bool)
+        self.non_english.inc(int(flagged.sum()))
+        self.window.add(np.array([[r["scores"][h] for h in HEADS] for r in results]), flagged)
+        self.non_english_share.set(self.window.non_english_share())
+        for head, value in (self.window.psi() or {}).items():
+            self.drift.labels(head).set(value)

@@ -9,6 +9,7 @@ from typing import Any
 
 from serving.contract import HEADS
 from serving.decide import Decision, DecisionRules, decide, rules_in_force
+from serving.language import language_of
 from serving.phrasing import PhraseBank, suggest
 from serving.references import find_references
 from serving.route_policy import Policy
@@ -64,5 +65,6 @@ class ResultBuilder:
             "references": [{"kind": r.kind, "value": r.value} for r in refs],
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,
+            "language": language_of(text),  # still scored when unsupported, but marked
             **({"thread": decision.thread} if decision.thread else {}),
         }

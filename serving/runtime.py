@@ -13,7 +13,8 @@ from pathlib import Path
 from serving.batcher import MicroBatcher
 from serving.contract import MANIFEST_FILE
 from serving.errors import UserError
-from serving.observability import Metrics
+from serving.language import language_of
+from serving.observability import Metrics, log
 from serving.phrasing import PhraseBank, load_phrases
 from serving.results import ResultBuilder
 from serving.route_policy import Policy, load_policy
@@ -56,6 +57,7 @@ def load_model_state(
     if not scorer.manifest.raw["golden"]:
         raise ModelError(f"{folder / MANIFEST_FILE}: no golden scores to check the model against")
     scorer.score(["warm-up", "a slightly longer warm-up message to size the buffers"])
+    language_of("warm-up: the language detector loads its model on first use")
     mismatches = scorer.golden_mismatches()
     if mismatches:
         raise ModelError(f"{folder}: golden check failed on {len(mismatches)} message(s)")
@@ -103,3 +105,6 @@ class Runtime:
             finalizer = weakref.finalize(retired, _release_soon, asyncio.get_running_loop())
             finalizer.atexit = False
         self.metrics.model.info(state.ref)
+        self.metrics.set_reference(state.scorer.manifest.reference)
+        if state.scorer.manifest.reference is None:
+            log("no reference score distribution in the manifest: no drift metric", model=state.ref)

@@ -27,6 +27,7 @@ __all__ = [
     "Explanation",
     "HeadScores",
     "InfoResponse",
+    "LanguageOut",
     "Message",
     "ReferenceOut",
     "ReloadRequest",
@@ -185,6 +186,17 @@ class ReferenceOut(BaseModel):
     )
 
 
+class LanguageOut(BaseModel):
+    supported: bool = Field(
+        description="false: the message is mostly not English (the model knows English only); "
+        "it is still scored, but treat its scores with care"
+    )
+    detected: str | None = Field(
+        description="The detector's language code (ISO 639), null when the text is too short "
+        "to judge"
+    )
+
+
 class Result(BaseModel):
     id: str | None
     scores: HeadScores
@@ -200,6 +212,7 @@ class Result(BaseModel):
     )
     uncertain: list[str] = Field(description="Heads within the margin of their threshold.")
     truncated: bool = Field(description="The text was cut to the model's token limit.")
+    language: LanguageOut = Field(description="Whether the message is in a supported language.")
     thread: Thread | None = Field(None, description="Present when history was sent.")
     explanation: Explanation | None = Field(None, description="Present when explain was asked.")
 

@@ -13,6 +13,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from serving.contract import RELEASE_DIR
+from serving.drift import DEFAULT_WINDOW
 from serving.feedback.schemas import AUTHOR_MAX_CHARS
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 from serving.phrasing import DEFAULT_PHRASES
@@ -118,6 +119,12 @@ class Settings(BaseSettings):
     )
     request_deadline_seconds: float = Field(
         30.0, gt=0, description="a score request not answered by then gets 504"
+    )
+
+    drift_window: int = Field(
+        DEFAULT_WINDOW,
+        ge=10,
+        description="last scored messages the drift and non-English gauges are computed over",
     )
 
     @field_validator("feedback_url")

@@ -44,6 +44,7 @@ RESULT: dict[str, object] = {
     "phrasing": [],
     "uncertain": [],
     "truncated": False,
+    "language": {"supported": True, "detected": "en"},
 }
 OK = {"model": {"name": "stub", "version": "0", "sha256": "0" * 64}, "results": [RESULT]}
 

@@ -21,6 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from serving.app import create_app
+from serving.drift import PSI_ALERT
+from serving.language import NON_ENGLISH_ALERT
 from serving.settings import Settings
 from tests.kustomize import Doc, load_yaml, pod_spec, render
 from tests.server_process import ROOT
@@ -159,11 +161,12 @@ ALL_EXPRS = rule_exprs() + dashboard_exprs() + variable_exprs()
 
 @pytest.fixture(scope="module")
 def exported(tiny_release: Path) -> dict[str, set[str]]:
-    """Sample names (key "") and label values a real server exposes after scoring a message
-    and answering a readiness probe."""
-    settings = Settings(model_dir=tiny_release, threads=1)
+    """Sample names (key "") and label values a real server exposes after scoring a drift
+    window of messages and answering a readiness probe."""
+    settings = Settings(model_dir=tiny_release, threads=1, drift_window=10)
     with TestClient(create_app(settings)) as client:
-        assert client.post("/v1/score", json={"messages": [{"text": "late"}]}).status_code == 200
+        body = {"messages": [{"text": "late"}] * settings.drift_window}
+        assert client.post("/v1/score", json=body).status_code == 200
         assert client.get("/readyz").status_code == 200
         text = client.get("/metrics").text
     seen: dict[str, set[str]] = defaultdict(set)
@@ -282,3 +285,23 @@ def test_dashboard_variables_exist() -> None:
     texts = [expr for _, expr in ALL_EXPRS] + [p["title"] for p in PANELS]
     used = {name for text in texts for name in re.findall(r"\$\{?(\w+)", text)}
     assert used - GRAFANA_BUILTINS <= set(VARIABLES)
+
+
+@pytest.mark.parametrize(
+    ("alert", "metric", "threshold"),
+    [
+        ("HelpdeskScorerScoreDrift", "helpdesk_score_drift_psi", PSI_ALERT),
+        ("HelpdeskScorerNonEnglish", "helpdesk_non_english_share", NON_ENGLISH_ALERT),
+    ],
+)
+def test_drift_and_language_alerts_use_the_servers_thresholds(
+    alert: str, metric: str, threshold: float
+) -> None:
+    """The rule and the dashboard's red line are the constants serving/ defines, not copies
+    that could drift apart."""
+    (expr,) = [e for name, e in rule_exprs() if name == alert]
+    found = re.fullmatch(rf"\s*max by \([a-z, ]+\) \({metric}\{{[^}}]*\}}\) > ([0-9.]+)\s*", expr)
+    assert found is not None and float(found[1]) == threshold, expr
+    (panel,) = [p for p in PANELS if any(metric in t["expr"] for t in p["targets"])]
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, threshold], panel["title"]

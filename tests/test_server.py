@@ -28,6 +28,7 @@ RESULT_KEYS = {
     "references",
     "uncertain",
     "truncated",
+    "language",
 }
 
 

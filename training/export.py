@@ -37,6 +37,7 @@ from training.calibrate import sigmoid
 from training.model import MultiTaskModel
 from training.model_card import model_card
 from training.quantize import quantize
+from training.reference import reference
 from training.run_folder import FP32_ONNX_FILE, load_run
 
 __all__ = ["ParityError", "export", "onnx_fp32"]
@@ -222,6 +223,7 @@ def export(
     consistency = batch_dependence(int8, texts, CONSISTENCY_BATCH, seed=0)
     torch_auroc, int8_auroc = auroc_by_head(dev, torch_probs), auroc_by_head(dev, int8_probs)
     drops = {h: torch_auroc[h] - int8_auroc[h] for h in HEADS}
+    manifest["reference"] = reference(int8, dev, Path(config.data))
     manifest["golden"] = [
         {"text": text, "probabilities": [round(float(p), 6) for p in int8.probabilities([text])[0]]}
         for text in GOLDEN_TEXTS

@@ -64,7 +64,7 @@ async def score(
         explained = explanations(occlusions, own, scores[len(texts) :])
         for result, explanation in zip(results, explained, strict=True):
             result["explanation"] = explanation
-    runtime.metrics.observe_scores([r["scores"] for r in results])
+    runtime.metrics.observe_results(results)
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(
         messages=len(body.messages),
         texts=len(texts),
