@@ -39,7 +39,7 @@ from serving.contract import (
     RELEASE_DIR,
     TOKENIZER_FILE,
 )
-from serving.errors import UserError
+from serving.errors import HelpdeskError, ModelRefused
 from serving.files import sha256_file
 
 __all__ = [
@@ -58,7 +58,7 @@ _LINE = re.compile(r"([0-9a-f]{64})  ([^/\\\x00-\x1f]+)")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 
 
-class ModelError(UserError):
+class ModelError(ModelRefused):
     """A model folder that cannot be trusted or loaded: names the file and the reason."""
 
 
@@ -267,5 +267,5 @@ if __name__ == "__main__":
     for argument in sys.argv[1:] or [str(RELEASE_DIR)]:
         try:
             print(f"{seal(Path(argument))}  {argument}")
-        except UserError as exc:
+        except HelpdeskError as exc:
             sys.exit(f"error: {exc}")
