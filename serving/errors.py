@@ -91,9 +91,7 @@ KINDS: dict[Kind, KindInfo] = {
 }
 #: The kind an error carrying only a status stands for (a framework's 404, a proxy's 503):
 #: the first kind of the table with that status, so a 429 is `overloaded`.
-STATUS_KINDS: dict[int, Kind] = {}
-for _kind, _info in KINDS.items():
-    STATUS_KINDS.setdefault(_info.status, _kind)
+STATUS_KINDS: dict[int, Kind] = {info.status: kind for kind, info in reversed(KINDS.items())}
 
 
 class HelpdeskError(Exception):

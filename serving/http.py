@@ -112,7 +112,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def expected(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HelpdeskError)
-        return error_response(exc.kind, str(exc), getattr(exc, "headers", None))
+        headers = exc.headers if isinstance(exc, ApiError) else None
+        return error_response(exc.kind, str(exc), headers)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
