@@ -40,7 +40,7 @@ from serving.contract import (
     TOKENIZER_FILE,
 )
 from serving.drift import DRIFT_BINS
-from serving.errors import UserError
+from serving.errors import HelpdeskError, ModelRefused
 from serving.files import sha256_file
 
 __all__ = [
@@ -60,7 +60,7 @@ _NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
 _V = TypeVar("_V")
 
 
-class ModelError(UserError):
+class ModelError(ModelRefused):
     """A model folder that cannot be trusted or loaded: names the file and the reason."""
 
 
@@ -298,5 +298,5 @@ if __name__ == "__main__":
     for argument in sys.argv[1:] or [str(RELEASE_DIR)]:
         try:
             print(f"{seal(Path(argument))}  {argument}")
-        except UserError as exc:
+        except HelpdeskError as exc:
             sys.exit(f"error: {exc}")

@@ -36,7 +36,7 @@ from ray.util.annotations import RayDeprecationWarning
 from serving.bulk_file import JSONL_SUFFIXES, Row, check_record, parse_stream
 from serving.contract import HEADS
 from serving.decide import flatten_threads, split_threads
-from serving.errors import UserError
+from serving.errors import HelpdeskError, UserError
 from serving.phrasing import PhraseBank
 from serving.results import ResultBuilder
 from serving.route_policy import Policy
@@ -274,9 +274,9 @@ def score_archive(
     the input: the first counts rows and lists the rejected ones, the second scores."""
     try:
         return _run(job, policy, phrases, workers, threads, batch_size)
-    except RayTaskError as exc:  # a UserError inside a task (a corrupt shard) is one line
-        if isinstance(exc.cause, UserError):
-            raise UserError(str(exc.cause).splitlines()[0]) from None
+    except RayTaskError as exc:  # an expected error inside a task (a corrupt shard) is one line
+        if isinstance(exc.cause, HelpdeskError):
+            raise type(exc.cause)(str(exc.cause).splitlines()[0]) from None
         raise
 
 

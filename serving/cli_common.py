@@ -1,5 +1,5 @@
-"""What every `helpdesk-scorer` command shares: one `error:` line and exit code 2 for expected
-failures, and the install hint when a command's extra is missing."""
+"""What every `helpdesk-scorer` command shares: one `error:` line for an expected failure, with
+its kind's exit code (`serving.errors.KINDS`), and the install hint when an extra is missing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
-from serving.errors import UserError
+from serving.errors import KINDS, HelpdeskError, Kind
 
 __all__ = ["EXTRA_FOR", "fail", "user_errors"]
 
@@ -27,15 +27,19 @@ EXTRA_FOR = {
 }
 
 
-def fail(message: str) -> NoReturn:
+#: A mistake in the command itself: a missing extra, an option or setting out of range.
+BAD_INPUT_EXIT = KINDS[Kind.INVALID_INPUT].exit_code
+
+
+def fail(message: str, exit_code: int = BAD_INPUT_EXIT) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(exit_code)
 
 
 @contextmanager
 def user_errors(extra_hint: str | None = None) -> Iterator[None]:
-    """Turn expected failures into one clear line and exit code 2; `extra_hint` names the
-    extra to suggest for any known missing module (a command that lives in one extra)."""
+    """Turn expected failures into one clear line and their kind's exit code; `extra_hint`
+    names the extra to suggest for any known missing module (a command in one extra)."""
     try:
         yield
     except ModuleNotFoundError as exc:
@@ -45,8 +49,8 @@ def user_errors(extra_hint: str | None = None) -> Iterator[None]:
             raise
         extra = extra_hint or extra
         fail(f"this command needs the '{extra}' extra: pip install 'helpdesk-scorer[{extra}]'")
-    except UserError as exc:
-        fail(str(exc))
+    except HelpdeskError as exc:
+        fail(str(exc), exc.exit_code)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -9,11 +9,12 @@ share one record schema. Texts are not checked here: the server's validation and
 the only rules, and their answers come back as errors.
 
 Errors: every failure raises a `ScorerError` (attributes `kind`, `status`, `message`,
-`retry_after`). The subclass is chosen by the error body's `type` (the server's
-`serving.http.STATUS_TYPES`): `BadRequest` (400), `Unauthorized` (401), `Forbidden` (403),
-`NotFound` (404), `MethodNotAllowed` (405), `BodyTimeout` (408), `ModelRefused` (409),
-`TooLarge` (413), `InvalidInput` (422), `Overloaded` (429; `QuotaExceeded` for a used-up
-feedback quota), `InternalError` (500), `Unavailable` (503) and `DeadlineExceeded` (504).
+`retry_after`). The subclass is chosen by the error body's `type`, one per kind of the
+server's table (`serving.errors.KINDS`; `BY_KIND` here): `BadRequest` (400),
+`Unauthorized` (401), `Forbidden` (403), `NotFound` (404), `MethodNotAllowed` (405),
+`BodyTimeout` (408), `ModelRefused` (409), `TooLarge` (413), `InvalidInput` (422),
+`Overloaded` (429; `QuotaExceeded` for a used-up feedback quota), `InternalError` (500),
+`Unavailable` (503) and `DeadlineExceeded` (504).
 A type this client does not know raises the base class, except that a 504 is
 `DeadlineExceeded` whatever its type; a body without a type (a proxy's page) is classed by
 its status. `TransportError`: no answer (connection refused or reset, timeout).
@@ -33,7 +34,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from serving.http import QUOTA_EXCEEDED, STATUS_TYPES
+from serving.errors import KINDS, STATUS_KINDS, Kind
 from serving.schemas import ErrorResponse, InfoResponse, Message, Result, ScoreResponse, Turn
 
 __all__ = [
@@ -137,24 +138,22 @@ class TransportError(ScorerError):
     """No HTTP answer: connection refused or reset, or a timeout."""
 
 
-BY_STATUS: dict[int, type[ScorerError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    408: BodyTimeout,
-    409: ModelRefused,
-    413: TooLarge,
-    422: InvalidInput,
-    429: Overloaded,
-    500: InternalError,
-    503: Unavailable,
-    504: DeadlineExceeded,
-}
-BY_TYPE: dict[str, type[ScorerError]] = {
-    **{STATUS_TYPES[s]: cls for s, cls in BY_STATUS.items() if s in STATUS_TYPES},
-    QUOTA_EXCEEDED: QuotaExceeded,
+#: The class for each kind of `serving.errors.KINDS`, the server's error types.
+BY_KIND: dict[Kind, type[ScorerError]] = {
+    Kind.BAD_REQUEST: BadRequest,
+    Kind.UNAUTHORIZED: Unauthorized,
+    Kind.FORBIDDEN: Forbidden,
+    Kind.NOT_FOUND: NotFound,
+    Kind.METHOD_NOT_ALLOWED: MethodNotAllowed,
+    Kind.BODY_TIMEOUT: BodyTimeout,
+    Kind.MODEL_REFUSED: ModelRefused,
+    Kind.TOO_LARGE: TooLarge,
+    Kind.INVALID_INPUT: InvalidInput,
+    Kind.OVERLOADED: Overloaded,
+    Kind.QUOTA_EXCEEDED: QuotaExceeded,
+    Kind.INTERNAL_ERROR: InternalError,
+    Kind.UNAVAILABLE: Unavailable,
+    Kind.DEADLINE_EXCEEDED: DeadlineExceeded,
 }
 
 
@@ -172,11 +171,15 @@ def error_for(response: httpx.Response) -> ScorerError:
     try:
         error = ErrorResponse.model_validate_json(response.content).error
     except ValidationError:
-        cls = BY_STATUS.get(status, ScorerError)
-        kind = STATUS_TYPES.get(status, "error")
+        by_status = STATUS_KINDS.get(status)
+        cls = BY_KIND[by_status] if by_status else ScorerError
+        kind = by_status or "error"
         message = response.text[:200] or response.reason_phrase
     else:
-        cls = BY_TYPE.get(error.type) or (DeadlineExceeded if status == 504 else ScorerError)
+        known = error.type in KINDS
+        cls = BY_KIND[Kind(error.type)] if known else ScorerError
+        if not known and status == 504:
+            cls = DeadlineExceeded
         kind, message = error.type, error.message
     return cls(message, kind=kind, status=status, retry_after=_retry_after(response))
 

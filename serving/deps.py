@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from serving.auth import authenticate
+from serving.errors import Kind
 from serving.http import ApiError
 from serving.runtime import Runtime
 from serving.settings import ApiKey
@@ -41,10 +42,12 @@ def _caller(scope: str, *also: str) -> Callable[..., Awaitable[ApiKey | None]]:
         key = authenticate(presented, keys)
         if key is None:
             raise ApiError(
-                401, "missing or unknown API key", headers={"WWW-Authenticate": "Bearer"}
+                Kind.UNAUTHORIZED,
+                "missing or unknown API key",
+                headers={"WWW-Authenticate": "Bearer"},
             )
         if not {scope, *also} & set(key.scopes):
-            raise ApiError(403, f"this API key lacks the '{scope}' scope")
+            raise ApiError(Kind.FORBIDDEN, f"this API key lacks the '{scope}' scope")
         request.scope.setdefault("state", {}).setdefault("log_fields", {})["caller"] = key.name
         return key
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,12 +14,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.errors import KINDS, STATUS_KINDS, HelpdeskError, Kind
 from serving.observability import log
-from serving.runtime import Runtime
+
+if TYPE_CHECKING:  # the runtime loads onnxruntime; error handling needs none of it
+    from serving.runtime import Runtime
 
 __all__ = [
-    "QUOTA_EXCEEDED",
-    "STATUS_TYPES",
     "ApiError",
     "Guard",
     "error_response",
@@ -29,24 +30,6 @@ __all__ = [
 ]
 
 SHED_PATHS = ("/v1/score",)
-STATUS_TYPES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "body_timeout",
-    409: "model_refused",
-    413: "too_large",
-    422: "invalid_input",
-    429: "overloaded",
-    500: "internal_error",
-    503: "unavailable",
-    504: "deadline_exceeded",
-}
-#: A 429 that is one caller's feedback quota, not load: the one type not named by its status.
-QUOTA_EXCEEDED = "quota_exceeded"
-
 
 ERROR_DESCRIPTIONS = {
     400: "The body is not parseable JSON (malformed, invalid UTF-8, nested too deep)",
@@ -73,17 +56,11 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[c]} for c in codes}
 
 
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        kind: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-        self.kind = kind or STATUS_TYPES.get(status, "error")
+class ApiError(HelpdeskError):
+    """A failure only HTTP has (auth, limits, load): its kind, a message, and headers."""
+
+    def __init__(self, kind: Kind, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, kind)
         self.headers = headers or {}
 
 
@@ -92,7 +69,7 @@ def over_limit(count: int, limit: int, what: str, where: str | None = None) -> N
     "70 messages; at most 64" or "messages.0.text has 20001 characters; at most 20000"."""
     if count > limit:
         said = f"{where} has {count} {what}" if where else f"{count} {what}"
-        raise ApiError(413, f"{said}; at most {limit}")
+        raise ApiError(Kind.TOO_LARGE, f"{said}; at most {limit}")
 
 
 class BodyTooLarge(HTTPException):
@@ -110,10 +87,12 @@ class BodyTimeout(HTTPException):
 
 
 def error_response(
-    status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None
+    kind: Kind, message: str, headers: dict[str, str] | None = None, status: int | None = None
 ) -> JSONResponse:
-    body = {"error": {"type": kind or STATUS_TYPES.get(status, "error"), "message": message}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    """The JSON error; its status is the kind's (`serving.errors.KINDS`) unless a framework
+    error brings a status the table has no kind for."""
+    body = {"error": {"type": str(kind), "message": message}}
+    return JSONResponse(body, status_code=status or KINDS[kind].status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -131,23 +110,26 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error is {"error": {"type", "message"}}; an unexpected one is a 500 without a
     trace (the exception type goes to the log, never the request body)."""
 
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.message, exc.kind, exc.headers)
+    async def expected(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HelpdeskError)
+        headers = exc.headers if isinstance(exc, ApiError) else None
+        return error_response(exc.kind, str(exc), headers)
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(422, _validation_message(exc))
+        return error_response(Kind.INVALID_INPUT, _validation_message(exc))
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        kind = STATUS_KINDS.get(exc.status_code, Kind.INTERNAL_ERROR)
+        headers = dict(exc.headers or {})
+        return error_response(kind, str(exc.detail), headers, status=exc.status_code)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log("unhandled error", logging.ERROR, error=type(exc).__name__, path=request.url.path)
-        return error_response(500, "internal error; the request was not processed")
+        return error_response(Kind.INTERNAL_ERROR, "internal error; the request was not processed")
 
-    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HelpdeskError, expected)
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
@@ -201,16 +183,17 @@ class Guard:
             self.runtime.metrics.deadlines.inc()
             if "started" not in status:
                 message = f"no answer within the {seconds:g} second deadline; retry later"
-                await error_response(504, message)(scope, receive, send)
+                await error_response(Kind.DEADLINE_EXCEEDED, message)(scope, receive, send)
 
     def _reject(self, scope: Scope, path: str) -> JSONResponse | None:
         settings = self.runtime.settings
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > settings.max_body_bytes:
             error = BodyTooLarge(settings.max_body_bytes)
-            return error_response(error.status_code, error.detail)
+            return error_response(Kind.TOO_LARGE, error.detail)
         if path in SHED_PATHS and (self.runtime.draining or self.runtime.model is None):
-            return error_response(503, "not ready or shutting down; retry on another replica")
+            message = "not ready or shutting down; retry on another replica"
+            return error_response(Kind.UNAVAILABLE, message)
         return None  # health, metrics and info are never shed
 
     def _limited(self, receive: Receive) -> Receive:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from serving.batcher import MicroBatcher
 from serving.contract import MANIFEST_FILE
-from serving.errors import UserError
+from serving.errors import NotReady
 from serving.language import language_of
 from serving.observability import Metrics, log
 from serving.phrasing import PhraseBank, load_phrases
@@ -93,7 +93,7 @@ class Runtime:
 
     def current(self) -> ModelState:
         if self.model is None:
-            raise UserError("no model loaded")
+            raise NotReady("no model loaded")
         return self.model
 
     def swap(self, state: ModelState) -> None:

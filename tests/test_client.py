@@ -16,7 +16,7 @@ import pytest
 
 from serving.auth import hash_key
 from serving.client import (
-    BY_STATUS,
+    BY_KIND,
     DeadlineExceeded,
     Forbidden,
     InvalidInput,
@@ -30,7 +30,8 @@ from serving.client import (
     error_for,
 )
 from serving.contract import HEADS
-from serving.http import QUOTA_EXCEEDED, STATUS_TYPES, error_response
+from serving.errors import KINDS, STATUS_KINDS, Kind
+from serving.http import error_response
 from serving.schemas import Message, ScoreResponse, Turn
 from serving.settings import Settings
 from tests.server_process import free_port, start, stop, wait_ready
@@ -58,7 +59,7 @@ class Answer:
     def body(self) -> bytes:
         if self.status == 200:
             return json.dumps(OK).encode()
-        return bytes(error_response(self.status, "scripted").body)
+        return bytes(error_response(STATUS_KINDS[self.status], "scripted").body)
 
 
 @dataclass
@@ -127,7 +128,7 @@ def test_retries_stop_at_max_retries(stub: Stub) -> None:
     with client_for(stub, waits, max_retries=2) as client, pytest.raises(Overloaded) as caught:
         client.score(["late parcel"])
     assert len(stub.requests) == 3 and waits == [1.0, 1.0]
-    assert (caught.value.status, caught.value.kind) == (429, STATUS_TYPES[429])
+    assert (caught.value.status, caught.value.kind) == (429, Kind.OVERLOADED)
     assert caught.value.retry_after == 1.0
 
 
@@ -147,11 +148,11 @@ def test_503_without_retry_after_backs_off_exponentially(stub: Stub) -> None:
     assert waits == [0.5, 1.0]
 
 
-@pytest.mark.parametrize("status", [s for s in BY_STATUS if s not in (429, 503)])
+@pytest.mark.parametrize("status", [s for s in STATUS_KINDS if s not in (429, 503)])
 def test_other_errors_are_raised_without_retry(stub: Stub, status: int) -> None:
     stub.script = [Answer(status, {"Retry-After": "1"}), Answer(200)]
     waits: list[float] = []
-    with client_for(stub, waits) as client, pytest.raises(BY_STATUS[status]) as caught:
+    with client_for(stub, waits) as client, pytest.raises(BY_KIND[STATUS_KINDS[status]]) as caught:
         client.score(["late parcel"])
     assert len(stub.requests) == 1 and waits == []
     assert caught.value.status == status and caught.value.message == "scripted"
@@ -178,12 +179,15 @@ def test_no_server_is_a_transport_error() -> None:
 
 
 def test_every_server_error_type_has_its_own_class() -> None:
-    classes = [BY_STATUS[status] for status in STATUS_TYPES]
-    assert len(set(classes)) == len(classes)
-    for status, kind in STATUS_TYPES.items():
-        error = error_for(httpx.Response(status, json={"error": {"type": kind, "message": "m"}}))
-        assert type(error) is BY_STATUS[status] and error.kind == kind
-    quota = error_for(httpx.Response(429, json={"error": {"type": QUOTA_EXCEEDED, "message": "m"}}))
+    assert set(BY_KIND) == set(KINDS)
+    assert len(set(BY_KIND.values())) == len(BY_KIND)
+    for kind, info in KINDS.items():
+        answer = httpx.Response(info.status, json={"error": {"type": kind, "message": "m"}})
+        error = error_for(answer)
+        assert type(error) is BY_KIND[kind] and error.kind == kind and error.status == info.status
+    quota = error_for(
+        httpx.Response(429, json={"error": {"type": Kind.QUOTA_EXCEEDED, "message": "m"}})
+    )
     assert type(quota) is QuotaExceeded and isinstance(quota, Overloaded)
 
 
@@ -258,7 +262,7 @@ def test_real_server_errors_are_typed(
 ) -> None:
     with ScorerClient(server, api_key=key) as client, pytest.raises(expected) as caught:
         client.score_one(text)
-    assert caught.value.kind in STATUS_TYPES.values() and caught.value.message
+    assert caught.value.kind in KINDS and caught.value.message
 
 
 def test_real_server_429_is_retried_after_its_retry_after(server: str) -> None:

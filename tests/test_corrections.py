@@ -203,12 +203,12 @@ def test_prepare_merges_an_export_and_the_card_counts_it(
             corrections=[export],
         )
     )
-    data = pd.read_parquet(out / "dataset.parquet").set_index("id")
+    data = pd.read_parquet(out.dataset).set_index("id")
     assert data.loc["g1", "complaint"] == 0.0 and data.loc["g1", "complaint_before"] == 1.0
     assert data.loc["t-77", "source"] == "feedback"
     assert (data.loc[data[mask_column("legitimacy")] == 1, "complaint"] == 1).all()
     assert data.groupby("text")["split"].nunique().max() == 1
-    assert "**1 corrections applied**" in (out / "DATASET_CARD.md").read_text()
+    assert "**1 corrections applied**" in out.card.read_text()
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import inspect
 
 from serving.contract import HEADS
-from serving.errors import UserError
+from serving.errors import StoreUnavailable, UserError
 from serving.feedback import FeedbackIn, FeedbackStore
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import (
@@ -159,7 +159,7 @@ def test_bad_url_is_a_user_error() -> None:
 
 
 def test_unreachable_database_hides_the_password() -> None:
-    with pytest.raises(UserError, match="cannot open the feedback store") as caught:
+    with pytest.raises(StoreUnavailable, match="cannot open the feedback store") as caught:
         FeedbackStore.open("postgresql+psycopg://u:s3cret@127.0.0.1:1/none?connect_timeout=2")
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
 

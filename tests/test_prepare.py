@@ -134,7 +134,7 @@ def run_prepare(project: dict[str, Path], mirror: Path | None) -> Path:
             real_gold_dir=project["root"] / "no-real-gold",
             cache=project["root"] / "cache",
         )
-    )
+    ).folder
 
 
 def test_prepare_builds_masked_multitask_dataset(project: dict[str, Path]) -> None:

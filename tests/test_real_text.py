@@ -233,7 +233,7 @@ def prepare_real(root: Path, exclude: list[str]) -> pd.DataFrame:
             exclude_licences=exclude,
         )
     )
-    return pd.read_parquet(out / "dataset.parquet")
+    return pd.read_parquet(out.dataset)
 
 
 def test_prepare_reads_real_text_and_keeps_threads_apart(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -124,11 +125,24 @@ def test_missing_input_and_unknown_type(tiny_release: Path, tmp_path: Path) -> N
 
 
 def test_serving_imports_no_torch_or_training() -> None:
+    """The root CLI merges the training and evaluation sub-apps, and nothing else of theirs."""
     code = (
         "import sys, serving.cli, serving.scorer, serving.bulk_file, serving.results;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('torch', 'transformers', 'training', 'sklearn')];"
+        "apps = ('training', 'training.cli', 'evaluation', 'evaluation.cli');"
+        "bad = [m for m in sys.modules if m not in apps and m.split('.')[0] in "
+        "('torch', 'transformers', 'training', 'evaluation', 'sklearn', 'pandas')];"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout
+
+
+def test_help_lists_every_command() -> None:
+    """The sub-apps' commands are top-level commands, as before they moved."""
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"^│ ([a-z][a-z-]*) ", result.stdout, re.MULTILINE))
+    assert listed == {
+        *("prepare", "train", "export", "score", "evaluate", "serve", "review"),
+        *("hash-key", "feedback"),
+    }

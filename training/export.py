@@ -29,7 +29,7 @@ from serving.contract import (
     TOKENIZER_FILE,
     mask_column,
 )
-from serving.errors import UserError
+from serving.errors import ParityError
 from serving.files import sha256_file
 from serving.scorer import Scorer
 from serving.text import TONE_FEATURES, load_tokenizer
@@ -58,10 +58,6 @@ GOLDEN_TEXTS = (
     "whatever, never mind, just close the ticket",
     "I want compensation because it rained on the day of my delivery.",
 )
-
-
-class ParityError(UserError):
-    """The exported model disagrees with torch beyond the allowed tolerance."""
 
 
 def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -228,8 +229,24 @@ def weak_labels(
     return summary
 
 
-def prepare(config: PrepareConfig) -> Path:
-    """Build dataset.parquet, DATASET_CARD.md and stats.json in config.out; return the folder."""
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` wrote, for its caller to report without reading the files back."""
+
+    folder: Path
+    stats: dict[str, Any]  # as in stats.json: duplicates, sources, weak labels, corrections
+
+    @property
+    def dataset(self) -> Path:
+        return self.folder / "dataset.parquet"
+
+    @property
+    def card(self) -> Path:
+        return self.folder / "DATASET_CARD.md"
+
+
+def prepare(config: PrepareConfig) -> Prepared:
+    """Build dataset.parquet, DATASET_CARD.md and stats.json in config.out."""
     if config.mirror is not None and not config.mirror.is_dir():
         raise UserError(f"mirror folder not found: {config.mirror}")
     corrections = load_corrections(config.corrections)  # bad files fail before the long work
@@ -244,7 +261,7 @@ def prepare(config: PrepareConfig) -> Path:
     for head in HEADS:
         if head not in data:
             data[head] = np.nan
-    stats: dict[str, object] = {
+    stats: dict[str, Any] = {
         "removed_duplicates": removed,
         "source_sha256": checksums,
         "excluded_sources": sorted(excluded_sources(config)),
@@ -277,12 +294,13 @@ def prepare(config: PrepareConfig) -> Path:
     data, applied = apply_corrections(data, corrections, config.seed)
     stats["corrections"] = {**applied, "files": [str(p) for p in config.corrections]}
     config.out.mkdir(parents=True, exist_ok=True)
-    data.to_parquet(config.out / "dataset.parquet", index=False)
+    result = Prepared(config.out, stats)
+    data.to_parquet(result.dataset, index=False)
     agreement_path = config.gold_dir / "agreement.json"
     stats["agreement"] = json.loads(agreement_path.read_text()) if agreement_path.exists() else {}
     real_agreement = config.real_gold_dir / "agreement.json"
     if real_agreement.exists():
         stats["real_agreement"] = json.loads(real_agreement.read_text())
     (config.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    write_card(data, stats, config.out / "DATASET_CARD.md")
-    return config.out
+    write_card(data, stats, result.card)
+    return result

@@ -13,6 +13,7 @@ from evaluation.review.predictions import OUTCOMES, Report, confusion, hard_labe
 from evaluation.review.state import ReviewState, StateDep
 from evaluation.samples import ERROR_KINDS, Sample
 from serving.contract import HEADS, HeadName
+from serving.errors import BadInput, Kind
 from serving.feedback import FeedbackIn
 from serving.feedback.schemas import (
     COMMENT_MAX_CHARS,
@@ -99,9 +100,9 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     if score_min > score_max:
-        raise ApiError(422, "score_min is above score_max")
+        raise BadInput("score_min is above score_max")
     if cell and not head:
-        raise ApiError(422, "a confusion cell needs a head")
+        raise BadInput("a confusion cell needs a head")
     samples = select(
         state.report,
         head=head,
@@ -142,7 +143,7 @@ def confusion_counts(state: StateDep) -> dict[str, dict[str, int]]:
 def _sample(state: ReviewState, sample_id: str) -> Sample:
     sample = state.report.samples.get(sample_id)
     if sample is None:
-        raise ApiError(404, f"no sample {sample_id!r} in the report")
+        raise ApiError(Kind.NOT_FOUND, f"no sample {sample_id!r} in the report")
     return sample
 
 

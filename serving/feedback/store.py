@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from serving.errors import UserError
+from serving.errors import StoreUnavailable, UserError
 from serving.feedback.migrate import upgrade
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import IN_FORCE_ORDER, FeedbackIn, FeedbackRecord
@@ -43,8 +43,8 @@ class FeedbackStore:
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL) -> FeedbackStore:
-        """Connect and migrate. A bad URL, an unreachable database or a missing driver is a
-        UserError that says what to do (never the password)."""
+        """Connect and migrate. A bad URL or a missing driver is a UserError, an unreachable
+        database StoreUnavailable; each says what to do (never the password)."""
         try:
             is_sqlite = make_url(url).get_backend_name() == "sqlite"
             connect_args = {"timeout": SQLITE_BUSY_TIMEOUT} if is_sqlite else {}
@@ -55,9 +55,13 @@ class FeedbackStore:
                 f"the feedback store {safe_url(url)!r} needs the database driver {exc.name!r}: "
                 "pip install 'helpdesk-scorer[postgres]'"
             ) from exc
-        except (ArgumentError, DBAPIError) as exc:
-            reason = str(exc.orig if isinstance(exc, DBAPIError) else exc.args[0]).strip()
+        except ArgumentError as exc:
+            reason = str(exc.args[0]).strip()
             raise UserError(f"cannot open the feedback store {safe_url(url)!r}: {reason}") from exc
+        except DBAPIError as exc:
+            reason = " ".join(str(exc.orig).split())  # drivers' hints come on more lines
+            message = f"cannot open the feedback store {safe_url(url)!r}: {reason}"
+            raise StoreUnavailable(message) from exc
         return cls(engine)
 
     def close(self) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from serving.deps import AdminCaller, RuntimeDep
-from serving.errors import UserError
-from serving.http import ApiError, error_responses
+from serving.errors import HelpdeskError, ModelRefused
+from serving.http import error_responses
 from serving.observability import log
 from serving.runtime import load_model_state, release_freed_memory
 from serving.schemas import ReloadRequest
@@ -36,7 +36,7 @@ async def reload(
                 runtime.phrases,
                 body.sha256,
             )
-        except UserError as exc:
+        except HelpdeskError as exc:
             refusal = str(exc)
         else:
             previous = runtime.current().ref
@@ -45,4 +45,4 @@ async def reload(
             return {"status": "swapped", "previous": previous, "model": state.ref}
         log("reload refused", folder=str(folder), error=refusal)
         await asyncio.to_thread(release_freed_memory)  # the refused model's, its traceback gone
-        raise ApiError(409, f"model refused, still serving the old one: {refusal}")
+        raise ModelRefused(f"model refused, still serving the old one: {refusal}")

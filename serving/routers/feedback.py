@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from serving.contract import HEADS, known_head
 from serving.deps import FeedbackCaller, RuntimeDep
-from serving.errors import UserError
+from serving.errors import HelpdeskError, Kind, StoreUnavailable
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
 from serving.feedback.schemas import (
     COMMENT_MAX_CHARS,
@@ -39,7 +39,7 @@ from serving.feedback.schemas import (
     SHA256_PATTERN,
 )
 from serving.feedback.store import safe_url
-from serving.http import QUOTA_EXCEEDED, ApiError, error_responses, over_limit
+from serving.http import ApiError, error_responses, over_limit
 from serving.observability import log
 from serving.schemas import EXAMPLE_TEXT, ErrorResponse, Text, UnicodeStr
 
@@ -181,10 +181,9 @@ class FeedbackQuota:
             if used + count > self.per_hour:
                 wait = sent[0][0] + QUOTA_WINDOW_SECONDS - now if sent else QUOTA_WINDOW_SECONDS
                 raise ApiError(
-                    429,
+                    Kind.QUOTA_EXCEEDED,
                     f"feedback quota: {used} of {self.per_hour} judgements sent in the last hour,"
                     f" this request has {count}; retry later",
-                    kind=QUOTA_EXCEEDED,
                     headers={"Retry-After": str(int(wait) + 1)},
                 )
             sent.append((now, count))
@@ -206,20 +205,22 @@ class FeedbackService:
             return
         try:
             self.get()
-        except ApiError as exc:
-            log("feedback store unavailable at start", url=safe_url(self.url), error=exc.message)
+        except HelpdeskError as exc:
+            log("feedback store unavailable at start", url=safe_url(self.url), error=str(exc))
         else:
             log("feedback store open", url=safe_url(self.url))
 
     def get(self) -> FeedbackStore:
         if not self.url:
-            raise ApiError(404, "feedback is turned off on this server (HELPDESK_FEEDBACK_URL)")
+            raise ApiError(
+                Kind.NOT_FOUND, "feedback is turned off on this server (HELPDESK_FEEDBACK_URL)"
+            )
         with self._lock:
             if self.store is None:
                 try:
                     self.store = FeedbackStore.open(self.url)
-                except UserError as exc:
-                    raise ApiError(503, f"feedback store unavailable: {exc}") from None
+                except HelpdeskError as exc:
+                    raise StoreUnavailable(f"feedback store unavailable: {exc}") from None
             return self.store
 
     def close(self) -> None:
@@ -280,7 +281,7 @@ def feedback(
         records, inserted = store.add_counted(items)
     except SQLAlchemyError as exc:
         log("feedback store error", error=type(exc).__name__)
-        raise ApiError(503, "feedback store unavailable; nothing was stored, retry") from None
+        raise StoreUnavailable("feedback store unavailable; nothing was stored, retry") from None
     runtime.metrics.feedback.labels("stored").inc(inserted)
     runtime.metrics.feedback.labels("repeated").inc(len(items) - inserted)
     request.scope.setdefault("state", {}).setdefault("log_fields", {}).update(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serving.deps import RuntimeDep
-from serving.http import ApiError, error_responses
+from serving.errors import NotReady
+from serving.http import error_responses
 from serving.runtime import Runtime
 
 router = APIRouter(tags=["health"])
@@ -33,7 +34,7 @@ def batcher_trouble(runtime: Runtime) -> str | None:
 async def healthz(runtime: RuntimeDep) -> dict[str, str]:
     trouble = batcher_trouble(runtime)
     if trouble and not runtime.draining:
-        raise ApiError(503, trouble)
+        raise NotReady(trouble)
     return {"status": "ok"}
 
 
@@ -45,8 +46,8 @@ async def healthz(runtime: RuntimeDep) -> dict[str, str]:
 )
 async def readyz(runtime: RuntimeDep) -> dict[str, str]:
     if runtime.model is None or runtime.draining:
-        raise ApiError(503, "not ready" if runtime.model is None else "draining")
+        raise NotReady("not ready" if runtime.model is None else "draining")
     trouble = batcher_trouble(runtime)
     if trouble:
-        raise ApiError(503, trouble)
+        raise NotReady(trouble)
     return {"status": "ready", "model_sha256": runtime.model.ref["sha256"]}

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from serving.contract import HEADS
 from serving.deps import RuntimeDep, ScoreCaller
-from serving.http import ApiError, error_responses
+from serving.errors import NotReady
+from serving.http import error_responses
 from serving.schemas import InfoResponse
 
 router = APIRouter(tags=["info"])
@@ -20,7 +21,7 @@ router = APIRouter(tags=["info"])
 )
 async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
     if runtime.model is None:
-        raise ApiError(503, "not ready")
+        raise NotReady("not ready")
     state = runtime.model
     settings = runtime.settings
     return {

@@ -11,6 +11,7 @@ from serving.batcher import BatcherDown, BatchFailed, QueueFull
 from serving.contract import HEADS
 from serving.decide import flatten_threads, split_threads
 from serving.deps import RuntimeDep, ScoreCaller
+from serving.errors import Kind, NotReady
 from serving.explain import Attribution, Occlusion, plan
 from serving.http import ApiError, error_responses, over_limit
 from serving.runtime import ModelState, Runtime
@@ -102,10 +103,12 @@ async def admitted(runtime: Runtime, texts: list[str]) -> tuple[list[Scores], Mo
     except QueueFull:
         retry = str(runtime.settings.retry_after_seconds)
         message = "too much work queued ahead of this request; retry later"
-        raise ApiError(429, message, headers={"Retry-After": retry}) from None
+        raise ApiError(Kind.OVERLOADED, message, headers={"Retry-After": retry}) from None
     except BatchFailed:
-        raise ApiError(500, "scoring failed for this batch; retry the request") from None
+        raise ApiError(
+            Kind.INTERNAL_ERROR, "scoring failed for this batch; retry the request"
+        ) from None
     except BatcherDown:
-        raise ApiError(503, "the batch worker stopped; retry on another replica") from None
+        raise NotReady("the batch worker stopped; retry on another replica") from None
     finally:
         runtime.metrics.in_flight.dec()
