@@ -36,11 +36,14 @@ class ResultBuilder:
         text: str,
         scores: Scores,
         history: Sequence[Scores] = (),
+        *,
+        language: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The contract's result object; with `history` (the customer's earlier turns, oldest
         first) it gains a `thread` object and routing sees how long the customer has been
-        frustrated."""
-        return self.decided(message_id, text, scores, history)[1]
+        frustrated. `language`: `language_of(text)` if the caller already has it (the server
+        detects it off the event loop, while the model runs)."""
+        return self.decided(message_id, text, scores, history, language=language)[1]
 
     def decided(
         self,
@@ -48,6 +51,8 @@ class ResultBuilder:
         text: str,
         scores: Scores,
         history: Sequence[Scores] = (),
+        *,
+        language: dict[str, Any] | None = None,
     ) -> tuple[Decision, dict[str, Any]]:
         """The decision and the result object made from it (evaluate records both)."""
         p = scores.probabilities
@@ -65,6 +70,7 @@ class ResultBuilder:
             "references": [{"kind": r.kind, "value": r.value} for r in refs],
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,
-            "language": language_of(text),  # still scored when unsupported, but marked
+            # still scored when unsupported, but marked
+            "language": language_of(text) if language is None else language,
             **({"thread": decision.thread} if decision.thread else {}),
         }
