@@ -149,7 +149,7 @@ class ScoreRequest(BaseModel):
         description="Add an `explanation` to each result: the words that raised and lowered "
         f"each score. Each message is scored again without each of its words (at most "
         f"{MAX_UNITS} words or word groups), so it costs up to {MAX_UNITS + 1} times the "
-        "scoring; at most max_explain_messages messages (default 8: 413 above).",
+        "scoring; at most max_explain_messages messages (default 4: 413 above).",
     )
 
 

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     )
     max_messages: int = Field(64, ge=1, description="messages per request (413 above)")
     max_explain_messages: int = Field(
-        8,
+        4,  # a 128-token message explained costs ~1.4 s on 2 threads (docs/benchmark-profiling.md)
         ge=1,
         description="messages per request with explain (413 above): each is rescored per word",
     )
