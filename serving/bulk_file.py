@@ -18,11 +18,12 @@ from typing import TextIO
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from serving.contract import text_error
 from serving.decide import flatten_threads, split_threads
 from serving.errors import UserError
 from serving.results import ResultBuilder
 from serving.schemas import HISTORY, customer_turns
-from serving.scorer import Scorer, text_error
+from serving.scorer import Scorer
 
 __all__ = [
     "JSONL_SUFFIXES",

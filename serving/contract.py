@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_LENGTH_TOKENS",
     "MODEL_CARD_FILE",
     "MODEL_FILE",
+    "NOT_BLANK_PATTERN",
     "OUTPUT_NAME",
     "RELEASE_DIR",
     "SPLITS",
@@ -24,6 +26,7 @@ __all__ = [
     "HeadName",
     "known_head",
     "mask_column",
+    "text_error",
 ]
 
 #: The four scores, in the order of the model's output columns.
@@ -68,3 +71,21 @@ def known_head(value: str) -> str:
 
 #: A head name, checked wherever one comes in (pydantic fields).
 HeadName = Annotated[str, AfterValidator(known_head)]
+
+
+#: A scorable text has a character outside ASCII whitespace (the API schema's pattern too).
+NOT_BLANK_PATTERN: Final = r"[^ \t\n\r\f\v]"
+_NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
+
+
+def text_error(text: str) -> str | None:
+    """Why `text` cannot be scored, or None: blank text, or a lone surrogate (from a JSON
+    escape such as "\\ud800"), which is not valid Unicode and which the tokenizer rejects. The
+    one rule of every engine: the API's schema, the file and Ray engines' rows."""
+    if not _NOT_BLANK.search(text):
+        return "empty or whitespace-only text"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (lone surrogate)"
+    return None

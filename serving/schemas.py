@@ -17,9 +17,9 @@ from pydantic import (
     TypeAdapter,
 )
 
+from serving.contract import NOT_BLANK_PATTERN, text_error
 from serving.explain import MAX_UNITS, TOP_WORDS
 from serving.references import MAX_REFERENCES
-from serving.scorer import NOT_BLANK_PATTERN, text_error
 
 __all__ = [
     "HISTORY",

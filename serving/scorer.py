@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ __all__ = [
     "Scorer",
     "Scores",
     "Timings",
-    "text_error",
     "verify_folder",
 ]
 
@@ -46,22 +44,6 @@ class Scores:
 
 #: A text must hold one character other than ASCII whitespace; spelled as a regex so the API
 #: schema can state the same rule (engines disagree on what else counts as whitespace).
-NOT_BLANK_PATTERN = r"[^ \t\n\r\f\v]"
-NOT_BLANK = re.compile(NOT_BLANK_PATTERN)
-
-
-def text_error(text: str) -> str | None:
-    """Why `text` cannot be scored, or None: blank text, or a lone surrogate (from a JSON
-    escape such as "\\ud800"), which is not valid Unicode and which the tokenizer rejects."""
-    if not NOT_BLANK.search(text):
-        return "empty or whitespace-only text"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "text is not valid Unicode (lone surrogate)"
-    return None
-
-
 class Scorer:
     """Tokenize, run the ONNX graph in length-sorted batches, apply per-head temperatures."""
 

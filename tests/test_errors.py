@@ -104,8 +104,9 @@ def test_an_unreachable_store_in_the_cli_is_one_line_and_retry_later() -> None:
     assert "s3cret" not in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("module", ["serving.errors", "serving.http"])
-def test_the_error_modules_do_not_load_the_runtime(module: str) -> None:
+@pytest.mark.parametrize("module", ["serving.errors", "serving.http", "serving.client"])
+def test_the_error_modules_and_the_client_do_not_load_the_runtime(module: str) -> None:
+    """A calling service imports the client (and its errors) without onnxruntime."""
     code = f"import sys, {module}; print('onnxruntime' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
