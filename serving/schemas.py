@@ -267,6 +267,10 @@ class InfoResponse(BaseModel):
     frustration_levels: dict[str, float]
     uncertainty_margin: float
     max_length_tokens: int
+    drift_reference: bool = Field(
+        description="The manifest records a reference score distribution, so /metrics exports "
+        "score drift (PSI) per head once the window is full."
+    )
     limits: dict[str, float]
 
 

@@ -150,6 +150,7 @@ def test_drift_gauge_replay_and_shift(tiny_release: Path, tiny_dataset: Path) ->
     complaints = frame.loc[frame["complaint"] == 1, "text"].tolist()
     settings = Settings(model_dir=tiny_release, threads=1, drift_window=len(texts) * 3)
     with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/info").json()["drift_reference"] is True
         post(client, texts)
         assert "helpdesk_score_drift_psi" not in gauges(client)  # window not full yet
         post(client, texts * 2)
@@ -168,6 +169,7 @@ def test_model_without_reference_has_no_drift_gauge_and_says_so(
     with TestClient(create_app(Settings(model_dir=old, threads=1, drift_window=10))) as client:
         post(client, ["my order never arrived and i am angry"] * 16)
         found = gauges(client)
+        assert client.get("/v1/info").json()["drift_reference"] is False
     assert "helpdesk_score_drift_psi" not in found
     assert found["helpdesk_non_english_share"] == {"": 0.0}
     assert any("no drift metric" in r.getMessage() for r in caplog.records)

@@ -29,6 +29,7 @@ async def info(runtime: RuntimeDep, caller: ScoreCaller) -> dict[str, object]:
         "heads": list(HEADS),
         **state.results.rules.as_json(),  # exactly what serving/decide.py applies
         "max_length_tokens": state.scorer.manifest.max_length,
+        "drift_reference": state.scorer.manifest.reference is not None,
         "limits": {
             "max_messages": settings.max_messages,
             "max_explain_messages": settings.max_explain_messages,
