@@ -80,6 +80,10 @@ class Turn(BaseModel):
     text: Text
 
 
+#: Earlier turns of a thread, oldest first: the API's `history` and every engine's.
+History = list[Text | Turn]
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,7 +92,7 @@ class Message(BaseModel):
         description="The customer's message (default limit 20000 characters: 413 above).",
         examples=[EXAMPLE_TEXT],
     )
-    history: list[Text | Turn] = Field(
+    history: History = Field(
         default_factory=list,
         description="Earlier turns of this thread, oldest first (default limit 20 turns: 413 "
         'above). A plain string is an earlier customer turn; `{"role": "agent", "text": '
@@ -116,7 +120,7 @@ def _customer(turn: str | Turn) -> bool:
 
 #: A message's history as every engine accepts it: the API's `history` field, a JSONL list,
 #: a Parquet list column or a CSV column holding a JSON list.
-HISTORY = TypeAdapter(list[Text | Turn])
+HISTORY = TypeAdapter(History)
 
 
 class ScoreRequest(BaseModel):
