@@ -1,0 +1,110 @@
+"""Labellers' answer files for the scaled real-text set: the line format, its checks and the
+route each line's labels imply.
+
+One tab-separated line per batch item (data/LABELLING.md, "Scaled labelling"):
+`item  frustration_level  boredom  complaint  legitimacy  route  tags  note`.
+`python -m training.real_scale_labels check FILE [--items N]` tells a labeller every line that
+breaks the format or whose route does not follow from its labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from serving.contract import FRUSTRATION_LEVELS
+from serving.errors import UserError
+from training.real_gold import ROUTES
+
+__all__ = ["TAGS", "parse_answers", "policy_route"]
+
+TAGS = ("sarcasm", "repeat", "no_object", "unsure", "non_english")
+
+
+def policy_route(labels: dict[str, object]) -> str:
+    """The route serving/policy.toml gives these labels for a lone message (no streak)."""
+    frustrated, complaint = labels["frustration"] == 1, labels["complaint"] == 1
+    if frustrated and complaint:
+        return "escalate_senior" if labels["legitimacy"] == 1 else "supervisor_support"
+    if complaint and labels["legitimacy"] == 1:
+        return "complaint_desk"
+    return "re_engage" if labels["boredom"] == 1 else "standard"
+
+
+def _flag(value: str, name: str, where: str) -> int:
+    if value not in ("0", "1"):
+        raise UserError(f"{where}: {name} must be 0 or 1, got {value!r}")
+    return int(value)
+
+
+def parse_line(line: str, where: str) -> tuple[int, dict[str, object]]:
+    """(item number, labels) of one answer line; any rule broken is a UserError naming it."""
+    fields = line.rstrip("\n").split("\t")
+    if len(fields) < 7:
+        raise UserError(f"{where}: needs 7 or 8 tab-separated fields, got {len(fields)}")
+    item, level, boredom, complaint, legitimacy, route, tags = (f.strip() for f in fields[:7])
+    note = "\t".join(fields[7:]).strip()
+    if not item.isdigit():
+        raise UserError(f"{where}: item must be a number, got {item!r}")
+    if level not in FRUSTRATION_LEVELS:
+        raise UserError(f"{where}: frustration_level must be one of {FRUSTRATION_LEVELS}")
+    labels: dict[str, object] = {
+        "frustration": int(level != "none"),
+        "frustration_level": level,
+        "boredom": _flag(boredom, "boredom", where),
+        "complaint": _flag(complaint, "complaint", where),
+    }
+    if labels["complaint"] == 1:
+        labels["legitimacy"] = _flag(legitimacy, "legitimacy (complaint is 1)", where)
+    elif legitimacy != "-":
+        raise UserError(f"{where}: legitimacy must be '-' when complaint is 0")
+    else:
+        labels["legitimacy"] = None
+    if route not in ROUTES:
+        raise UserError(f"{where}: route must be one of {ROUTES}, got {route!r}")
+    implied = policy_route(labels)
+    streak = route == "escalate_senior" and labels["frustration"] == 1
+    if route != implied and not streak:
+        raise UserError(f"{where}: these labels give route {implied!r}, not {route!r}")
+    tag_list = [] if tags in ("", "-") else [t.strip() for t in tags.split(",")]
+    unknown = [t for t in tag_list if t not in TAGS]
+    if unknown:
+        raise UserError(f"{where}: unknown tags {unknown}; known: {TAGS}")
+    return int(item), {**labels, "route": route, "tags": tag_list, "note": note}
+
+
+def parse_answers(path: Path, items: int | None = None) -> dict[int, dict[str, object]]:
+    """Every answer of a file by item number: each item once, and all of 1..items when given."""
+    answers: dict[int, dict[str, object]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        item, labels = parse_line(line, f"{path}:{n}")
+        if item in answers:
+            raise UserError(f"{path}:{n}: item {item} answered twice")
+        answers[item] = labels
+    if items is not None:
+        missing = sorted(set(range(1, items + 1)) - set(answers))
+        extra = sorted(set(answers) - set(range(1, items + 1)))
+        if missing or extra:
+            raise UserError(f"{path}: items missing {missing[:20]}, items not in batch {extra}")
+    return answers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["check"])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--items", type=int, default=None, help="the batch's item count")
+    args = parser.parse_args()
+    try:
+        answers = parse_answers(args.file, args.items)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"ok: {len(answers)} answers in {args.file}")
+
+
+if __name__ == "__main__":
+    main()
