@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from evaluation import label_issues, plots
 from evaluation.baseline import DESCRIPTION, fit_baseline
+from evaluation.behaviour import behaviour_report
 from evaluation.groups import group_figures
 from evaluation.html_report import render_report
 from evaluation.route_confusion import label_routes, route_confusion, routes_for
@@ -40,6 +41,7 @@ from serving.phrasing import load_phrases
 from serving.results import ResultBuilder
 from serving.route_policy import load_policy
 from serving.scorer import Scorer
+from serving.text import context_of_history
 from training.run_folder import CALIBRATION_FILE, FP32_ONNX_FILE
 
 __all__ = ["Options", "evaluate", "json_safe", "load_split"]
@@ -117,16 +119,18 @@ def _score(
     batch_size: int,
     desc: str,
     builder: ResultBuilder | None = None,
+    contexts: list[str] | None = None,
 ) -> tuple[np.ndarray, list[tuple[Decision, dict[str, Any]]]]:
     """Probabilities (n, len(HEADS)) and, with a builder, serving's decision and result object
-    for each text."""
+    for each text; `contexts` (one per text) reach a thread-reading model."""
     probs = np.zeros((len(texts), len(HEADS)))
     results: list[tuple[Decision, dict[str, Any]]] = []
     chunk = batch_size * 4
     with tqdm(total=len(texts), unit="msg", desc=desc) as bar:
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
-            scores = scorer.score(part, batch_size)
+            context = None if contexts is None else contexts[start : start + chunk]
+            scores = scorer.score(part, batch_size, contexts=context)
             probs[start : start + len(part)] = [[s.probabilities[h] for h in HEADS] for s in scores]
             if builder is not None:
                 results += [builder.decided(None, t, s) for t, s in zip(part, scores, strict=True)]
@@ -172,18 +176,27 @@ def evaluate(options: Options) -> Path:
     )
     fp32 = fp32_scorer(options.run, scorer) if options.run else None
     texts = rows["text"].astype(str).tolist()
+    reads_context = scorer.manifest.context_length > 0
+    contexts = (
+        [context_of_history(h) for h in rows["history"]]
+        if reads_context and "history" in rows
+        else None
+    )
     quantization = str(scorer.manifest.raw.get("quantization", "onnx"))
     names = {
-        "model": f"model ({quantization})",
+        "model": f"model ({quantization}{', with context' if contexts else ''})",
+        "alone": f"model ({quantization}, message alone)",
         "fp32": "model (fp32 ONNX)",
         "baseline": "TF-IDF + LR baseline",
     }
 
     probs: dict[str, np.ndarray] = {}
-    probs["model"], results = _score(scorer, texts, options.batch_size, "score", builder)
+    probs["model"], results = _score(scorer, texts, options.batch_size, "score", builder, contexts)
+    if contexts is not None:
+        probs["alone"], _ = _score(scorer, texts, options.batch_size, "score alone")
     clock["scored"] = time.perf_counter()
     if fp32 is not None:
-        probs["fp32"], _ = _score(fp32, texts, options.batch_size, "score fp32")
+        probs["fp32"], _ = _score(fp32, texts, options.batch_size, "score fp32", None, contexts)
     clock["scored_fp32"] = time.perf_counter()
     baseline = fit_baseline(
         frame[frame["split"] == "train"].reset_index(drop=True),
@@ -269,6 +282,7 @@ def evaluate(options: Options) -> Path:
             "by_kind": _count_errors(wrong),
         },
         "label_issues": _label_issues(records, quality, worst, issue, options.split),
+        "behaviour": behaviour_report(scorer),
         "seconds": {
             "load_and_score": round(clock["scored"] - clock["started"], 1),
             "score_fp32": round(clock["scored_fp32"] - clock["scored"], 1),

@@ -123,6 +123,8 @@ class _ManifestFile(BaseModel):
     inputs: list[str] = Field(min_length=1)
     output: Literal["logits"]
     max_length: int = Field(ge=4, le=MAX_LENGTH_TOKENS)
+    #: Tokens of thread context after the message (0: the model reads the message alone).
+    context_length: int = Field(0, ge=0, le=MAX_LENGTH_TOKENS)
     calibration: _Calibration
     thresholds: Annotated[dict[str, Probability], AfterValidator(_per_head)]
     frustration_levels: dict[str, Probability]
@@ -161,6 +163,7 @@ class Manifest:
     sha256: str  # the folder digest: the model's identity
     inputs: tuple[str, ...]
     max_length: int
+    context_length: int
     temperatures: np.ndarray  # shape (len(HEADS),)
     thresholds: dict[str, float]
     frustration_levels: dict[str, float]
@@ -275,6 +278,7 @@ def verify_folder(folder: Path, pinned: str | None = None) -> Manifest:
         sha256=digest,
         inputs=tuple(parsed.inputs),
         max_length=parsed.max_length,
+        context_length=parsed.context_length,
         temperatures=np.array([parsed.calibration.temperature[h] for h in HEADS], dtype=np.float32),
         thresholds={h: parsed.thresholds[h] for h in HEADS},
         frustration_levels=parsed.frustration_levels,

@@ -79,6 +79,7 @@ class BatchStats:
 @dataclass(eq=False)
 class _Job(Generic[S]):
     texts: list[str]
+    contexts: list[str]  # each text's thread context ("" for none)
     costs: list[int]
     future: asyncio.Future[tuple[list[Scores], S]]
     enqueued: float = field(default_factory=time.perf_counter)
@@ -153,16 +154,23 @@ class MicroBatcher(Generic[S]):
         from every waiting job, as many texts as the new job has."""
         return sum(j.cost_of_next(len(costs)) for j in self._jobs if not j.future.done())
 
-    async def submit(self, texts: list[str]) -> tuple[list[Scores], S]:
-        """Scores for `texts` in order, and the model state that produced them. Raises
-        QueueFull, BatchFailed or BatcherDown; cancelling drops the job's unscheduled texts."""
+    async def submit(
+        self, texts: list[str], contexts: list[str] | None = None
+    ) -> tuple[list[Scores], S]:
+        """Scores for `texts` (each with its thread context, if any) in order, and the model
+        state that produced them. Raises QueueFull, BatchFailed or BatcherDown; cancelling
+        drops the job's unscheduled texts."""
         if not self.alive:
             raise BatcherDown("the batch worker is not running")
-        costs = [self._cost(text) for text in texts]
+        contexts = contexts if contexts is not None else [""] * len(texts)
+        costs = [
+            self._cost(text) + self._cost(c) if c else self._cost(text)
+            for text, c in zip(texts, contexts, strict=True)
+        ]
         ahead = self.queued_ahead(costs)
         if ahead and ahead + sum(costs) > self._max_queued:
             raise QueueFull(f"{ahead} tokens queued ahead")
-        job: _Job[S] = _Job(texts, costs, asyncio.get_running_loop().create_future())
+        job: _Job[S] = _Job(texts, contexts, costs, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self._arrived.set()
         return await job.future
@@ -247,7 +255,10 @@ class MicroBatcher(Generic[S]):
             assert state is not None
             timings = Timings()
             texts = [job.texts[index] for job, index in group]
-            scores = await asyncio.to_thread(state.scorer.score, texts, self._max_batch, timings)
+            contexts = [job.contexts[index] for job, index in group]
+            scores = await asyncio.to_thread(
+                state.scorer.score, texts, self._max_batch, timings, contexts
+            )
             self._observe(BatchStats(len(texts), waited.get(key, []), timings))
             for (job, index), result in zip(group, scores, strict=True):
                 job.scores[index] = result

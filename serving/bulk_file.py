@@ -19,11 +19,11 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from serving.contract import text_error
-from serving.decide import flatten_threads, split_threads
 from serving.errors import UserError
 from serving.results import ResultBuilder
-from serving.schemas import HISTORY, customer_turns
+from serving.schemas import HISTORY, role_turns
 from serving.scorer import Scorer
+from serving.threads import flatten_threads, split_threads
 
 __all__ = [
     "JSONL_SUFFIXES",
@@ -43,7 +43,7 @@ class Row:
     line: int
     id: str | None
     text: str
-    history: tuple[str, ...] = ()  # the customer's earlier turns, oldest first
+    history: tuple[tuple[str, str], ...] = ()  # earlier (role, text) turns, oldest first
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ def check_record(line: int, record: object) -> Row | str:
     return Row(line, None if message_id in (None, "") else str(message_id), text, history)
 
 
-def _history(raw: object) -> tuple[str, ...] | str:
-    """The customer's turns of a row's `history`, or why it is rejected; a CSV cell holds the
+def _history(raw: object) -> tuple[tuple[str, str], ...] | str:
+    """A row's `history` as (role, text) turns, or why it is rejected; a CSV cell holds the
     list as JSON, a missing or empty one means no history."""
     if raw is None or raw == "":
         return ()
@@ -83,7 +83,7 @@ def _history(raw: object) -> tuple[str, ...] | str:
         except json.JSONDecodeError as exc:
             return f"'history' is not a JSON list ({exc.msg})"
     try:
-        return tuple(customer_turns(HISTORY.validate_python(raw)))
+        return tuple(role_turns(HISTORY.validate_python(raw)))
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
@@ -137,7 +137,8 @@ def score_file(
         for start in range(0, len(valid), batch_size):
             chunk = valid[start : start + batch_size]
             threads = [(r.history, r.text) for r in chunk]
-            scored = split_threads(scorer.score(flatten_threads(threads)), threads)
+            texts, contexts = flatten_threads(threads)
+            scored = split_threads(scorer.score(texts, contexts=contexts), threads)
             for row, (earlier, own) in zip(chunk, scored, strict=True):
                 out.write(json.dumps(results.result(row.id, row.text, own, earlier)) + "\n")
             bar.update(len(chunk))

@@ -35,12 +35,12 @@ from ray.util.annotations import RayDeprecationWarning
 
 from serving.bulk_file import JSONL_SUFFIXES, Row, check_record, parse_stream
 from serving.contract import HEADS
-from serving.decide import flatten_threads, split_threads
 from serving.errors import HelpdeskError, UserError
 from serving.phrasing import PhraseBank
 from serving.results import ResultBuilder
 from serving.route_policy import Policy
 from serving.scorer import Scorer, verify_folder
+from serving.threads import flatten_threads, split_threads
 
 __all__ = [
     "RESULT_SCHEMA",
@@ -63,7 +63,8 @@ READ_SCHEMA = pa.schema(
         ("line", pa.int64()),
         ("id", pa.string()),
         ("text", pa.string()),
-        ("history", pa.list_(pa.string())),  # the customer's earlier turns, oldest first
+        # earlier turns of the thread, oldest first, with their role
+        ("history", pa.list_(pa.struct([("role", pa.string()), ("text", pa.string())]))),
         ("error", pa.string()),
     ]
 )
@@ -172,7 +173,7 @@ class ArchiveSource(FileBasedDatasource):
                         "line": checked.line,
                         "id": checked.id,
                         "text": checked.text,
-                        "history": list(checked.history),
+                        "history": [{"role": r, "text": t} for r, t in checked.history],
                     }
                 else:
                     row = {"line": checked[0], "error": checked[1]}
@@ -213,8 +214,9 @@ class ScoreBatch:
         """Like the local engine: the batch is sorted by length and run in sub-batches of the
         scorer's default size, so both engines pad alike."""
         rows = batch.select(["source", "line", "id", "text", "history"]).to_pylist()
-        threads = [(r["history"] or [], r["text"]) for r in rows]
-        scored = split_threads(self.scorer.score(flatten_threads(threads)), threads)
+        threads = [([(t["role"], t["text"]) for t in r["history"] or []], r["text"]) for r in rows]
+        texts, contexts = flatten_threads(threads)
+        scored = split_threads(self.scorer.score(texts, contexts=contexts), threads)
         return pa.Table.from_pylist(
             [
                 {

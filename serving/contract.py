@@ -24,6 +24,7 @@ __all__ = [
     "SPLITS",
     "TOKENIZER_FILE",
     "HeadName",
+    "graph_inputs",
     "known_head",
     "mask_column",
     "text_error",
@@ -52,9 +53,15 @@ CHECKSUMS_FILE: Final = "SHA256SUMS"
 MAX_LENGTH_TOKENS: Final = 512
 
 #: ONNX graph names: int64 [batch, seq] ids and mask, float32 [batch, n] tone features
-#: (serving.text.TONE_FEATURES), float32 [batch, len(HEADS)] raw logits.
-INPUT_NAMES: Final = ("input_ids", "attention_mask", "tone")
+#: (serving.text.TONE_FEATURES), int64 [batch, seq] token types (1: the context segment of a
+#: thread-reading model), float32 [batch, len(HEADS)] raw logits.
+INPUT_NAMES: Final = ("input_ids", "attention_mask", "tone", "token_type_ids")
 OUTPUT_NAME: Final = "logits"
+
+
+def graph_inputs(reads_context: bool) -> tuple[str, ...]:
+    """The graph inputs of a model that reads thread context or of one that does not."""
+    return INPUT_NAMES if reads_context else INPUT_NAMES[:3]
 
 
 def mask_column(head: str) -> str:

@@ -11,8 +11,8 @@ benchmarks. Two steps:
 - `decide(scores, rules, thread)`, per message: labels, which side of each threshold, the
   frustration streak, the thread summary, the route and the heads too close to call.
 
-A thread is the customer's earlier turns, oldest first; `flatten_threads` and `split_threads`
-turn messages with threads into one list of texts to score and back, for every engine.
+A thread's scores are the customer's earlier turns, oldest first; `serving.threads` turns
+messages with threads into the texts and contexts to score and back, for every engine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from serving.artifact import Manifest
 from serving.contract import HEADS
@@ -32,17 +32,13 @@ __all__ = [
     "DecisionRules",
     "Route",
     "decide",
-    "flatten_threads",
     "frustration_level",
     "merge_rules",
     "rules_in_force",
-    "split_threads",
     "thread_summary",
 ]
 
 TREND_BAND = 0.15  # change in frustration over the last turns that counts as a trend
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -192,21 +188,3 @@ def _reason(
     if rule.min_frustrated_turns:
         shown += f", {streak} frustrated turns in a row"
     return f"{rule.reason} ({shown})"
-
-
-def flatten_threads(messages: Sequence[tuple[Sequence[T], T]]) -> list[T]:
-    """(earlier customer turns, message) pairs -> one list to score: each thread, then its
-    message, in order."""
-    return [item for thread, message in messages for item in (*thread, message)]
-
-
-def split_threads(
-    scored: Sequence[T], messages: Sequence[tuple[Sequence[Any], Any]]
-) -> list[tuple[list[T], T]]:
-    """The inverse of `flatten_threads` on the scored list: (thread's scores, message's)."""
-    out, offset = [], 0
-    for thread, _ in messages:
-        turns = list(scored[offset : offset + len(thread) + 1])
-        offset += len(turns)
-        out.append((turns[:-1], turns[-1]))
-    return out

@@ -35,7 +35,7 @@ __all__ = [
     "ScoreResponse",
     "Turn",
     "UnicodeStr",
-    "customer_turns",
+    "role_turns",
 ]
 
 EXAMPLE_TEXT = "Third time I'm asking: order 4471 arrived broken and nobody answers!!"
@@ -104,18 +104,14 @@ class Message(BaseModel):
         """The text of every history turn, customer or agent, oldest first."""
         return [t if isinstance(t, str) else t.text for t in self.history]
 
-    def customer_history(self) -> list[str]:
-        """The customer's own earlier turns, oldest first: the ones scored for `thread`."""
-        return customer_turns(self.history)
+    def turns(self) -> list[tuple[str, str]]:
+        """The history as (role, text), oldest first: what `serving.threads` flattens."""
+        return role_turns(self.history)
 
 
-def customer_turns(history: Sequence[str | Turn]) -> list[str]:
-    """The customer's turns of a history, oldest first: plain strings and customer turns."""
-    return [t if isinstance(t, str) else t.text for t in history if _customer(t)]
-
-
-def _customer(turn: str | Turn) -> bool:
-    return isinstance(turn, str) or turn.role == "customer"
+def role_turns(history: Sequence[str | Turn]) -> list[tuple[str, str]]:
+    """A history as (role, text) turns, oldest first; a plain string is a customer turn."""
+    return [("customer", t) if isinstance(t, str) else (t.role, t.text) for t in history]
 
 
 #: A message's history as every engine accepts it: the API's `history` field, a JSONL list,

@@ -91,12 +91,16 @@ class Scorer:
                 f"{where}: inputs {list(self.manifest.inputs)} are not those of {MODEL_FILE} "
                 f"{self.input_names}"
             )
-        width, top = self.manifest.max_length, self.tokenizer.get_vocab_size() - 1
+        width = self.manifest.max_length + self.manifest.context_length
+        top = self.tokenizer.get_vocab_size() - 1
+        types = np.zeros((1, width), dtype=np.int64)
+        types[0, self.manifest.max_length :] = 1
         probe = Encoded(
             np.full((1, width), top, dtype=np.int64),
             np.ones((1, width), dtype=np.int64),
             np.zeros((1, len(TONE_FEATURES)), dtype=np.float32),
             [False],
+            types,
         )
         quiet = ort.RunOptions()
         quiet.log_severity_level = 4  # the failure is the ModelError below, not a log line
@@ -113,9 +117,14 @@ class Scorer:
                 f"{where}: {MODEL_FILE} gives {logits.shape[1:]} outputs, not {len(HEADS)} heads"
             )
 
-    def _run(self, texts: Sequence[str], timings: Timings) -> tuple[np.ndarray, list[bool]]:
+    def _run(
+        self, texts: Sequence[str], contexts: Sequence[str], timings: Timings
+    ) -> tuple[np.ndarray, list[bool]]:
         started = time.perf_counter()
-        encoded = encode(self.tokenizer, texts, self.manifest.max_length)
+        manifest = self.manifest
+        encoded = encode(
+            self.tokenizer, texts, manifest.max_length, contexts, manifest.context_length
+        )
         tokenized = time.perf_counter()
         (logits,) = self.session.run([OUTPUT_NAME], encoded.inputs(self.input_names))
         timings.tokenize += tokenized - started
@@ -124,32 +133,50 @@ class Scorer:
         return probs.astype(np.float64), encoded.truncated
 
     def probabilities_and_truncation(
-        self, texts: Sequence[str], batch_size: int = 32, timings: Timings | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        timings: Timings | None = None,
+        contexts: Sequence[str] | None = None,
     ) -> tuple[np.ndarray, list[bool]]:
         """Calibrated probabilities, shape (len(texts), len(HEADS)), and a truncation flag each.
 
-        Texts run in length-sorted batches of `batch_size` to limit padding; `timings`, when
-        given, accumulates the seconds spent tokenizing and in the ONNX session.
+        `contexts` (one `serving.text.context_text` per text, "" for none) reach a model that
+        reads context and are ignored by one that does not. Texts run in length-sorted batches
+        of `batch_size` to limit padding; `timings`, when given, accumulates the seconds spent
+        tokenizing and in the ONNX session.
         """
         timings = timings if timings is not None else Timings()
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        reads = self.manifest.context_length > 0 and contexts is not None
+        context = list(contexts) if reads and contexts is not None else [""] * len(texts)
+        order = np.argsort(
+            [len(t) + len(c) for t, c in zip(texts, context, strict=True)], kind="stable"
+        )
         probs = np.zeros((len(texts), len(HEADS)))
         truncated = [False] * len(texts)
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]
-            batch_probs, batch_truncated = self._run([texts[i] for i in rows], timings)
+            batch_probs, batch_truncated = self._run(
+                [texts[i] for i in rows], [context[i] for i in rows], timings
+            )
             probs[rows] = batch_probs
             for i, flag in zip(rows, batch_truncated, strict=True):
                 truncated[i] = flag
         return probs, truncated
 
-    def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        return self.probabilities_and_truncation(texts, batch_size)[0]
+    def probabilities(
+        self, texts: Sequence[str], batch_size: int = 32, contexts: Sequence[str] | None = None
+    ) -> np.ndarray:
+        return self.probabilities_and_truncation(texts, batch_size, contexts=contexts)[0]
 
     def score(
-        self, texts: Sequence[str], batch_size: int = 32, timings: Timings | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        timings: Timings | None = None,
+        contexts: Sequence[str] | None = None,
     ) -> list[Scores]:
-        probs, truncated = self.probabilities_and_truncation(texts, batch_size, timings)
+        probs, truncated = self.probabilities_and_truncation(texts, batch_size, timings, contexts)
         return [
             Scores({h: float(p[j]) for j, h in enumerate(HEADS)}, t)
             for p, t in zip(probs, truncated, strict=True)

@@ -12,10 +12,15 @@ Three things happen here and nowhere else:
 - **Head + tail truncation**: a message longer than the model's `max_length` keeps its first
   tokens and its last `TAIL_SHARE` of the budget, so a complaint at the end of a long message is
   not cut off.
+- **Context**: a thread-reading model (manifest `context_length` > 0) reads the message and then
+  its context as a second segment (`token_type_ids` 1): the earlier turns, most recent first,
+  each marked by its role, cut at `context_length` tokens so the oldest turns go first. A message
+  without history is encoded exactly as a lone message.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -26,9 +31,12 @@ import numpy as np
 from tokenizers import Tokenizer
 
 __all__ = [
+    "CONTEXT_TURNS",
     "TAIL_SHARE",
     "TONE_FEATURES",
     "Encoded",
+    "context_of_history",
+    "context_text",
     "encode",
     "load_tokenizer",
     "normalise",
@@ -99,14 +107,37 @@ def tone(text: str) -> list[float]:
 TAIL_SHARE = 0.25
 
 
+#: Earlier turns of a thread that a context model reads (most recent first, then cut by tokens).
+CONTEXT_TURNS = 4
+
+
+def context_text(turns: Sequence[tuple[str, str]]) -> str:
+    """The context segment of a message: its earlier (role, text) turns, oldest first as the
+    API takes them, written most recent first, each after its role, so a token cut drops the
+    oldest turns first."""
+    recent = list(turns)[-CONTEXT_TURNS:][::-1]
+    return " | ".join(f"{role}: {text}" for role, text in recent)
+
+
+def context_of_history(raw: object) -> str:
+    """`context_text` of a stored history: a JSON list of {"role", "text"} turns, oldest first
+    (a dataset's `history` column, a predictions record); "" when there is none."""
+    turns = json.loads(raw) if isinstance(raw, str) and raw.strip() else raw
+    if not isinstance(turns, list):
+        return ""
+    return context_text([(str(t["role"]), str(t["text"])) for t in turns])
+
+
 @dataclass(frozen=True)
 class Encoded:
-    """Model inputs for a batch: int64 ids and mask (batch, width), float32 tone (batch, 8)."""
+    """Model inputs for a batch: int64 ids, mask and token types (batch, width), float32 tone
+    (batch, 8). Token type 1 marks the context segment."""
 
     input_ids: np.ndarray
     attention_mask: np.ndarray
     tone: np.ndarray
     truncated: list[bool]
+    token_type_ids: np.ndarray | None = None
 
     def inputs(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """The arrays a graph with these input names takes, by name."""
@@ -114,6 +145,11 @@ class Encoded:
             "input_ids": self.input_ids,
             "attention_mask": self.attention_mask,
             "tone": self.tone,
+            "token_type_ids": (
+                self.token_type_ids
+                if self.token_type_ids is not None
+                else np.zeros_like(self.input_ids)
+            ),
         }
         return {name: arrays[name] for name in names}
 
@@ -135,17 +171,42 @@ def _fit(ids: list[int], max_length: int) -> list[int]:
     return ids[: 1 + body - tail] + ids[len(ids) - 1 - tail :]
 
 
-def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> Encoded:
-    """Normalise, tokenize, truncate head + tail and pad to the longest text of the batch."""
+def _context_ids(tokenizer: Tokenizer, contexts: Sequence[str], budget: int) -> list[list[int]]:
+    """Each context's tokens without [CLS], cut to `budget` - 1 and closed by [SEP]; an empty
+    context has no tokens at all."""
+    out: list[list[int]] = [[] for _ in contexts]
+    present = [i for i, c in enumerate(contexts) if c.strip()]
+    if budget < 2 or not present:
+        return out
+    encodings = tokenizer.encode_batch([normalise(contexts[i]) for i in present])
+    for i, encoding in zip(present, encodings, strict=True):
+        body = encoding.ids[1:-1][: budget - 1]
+        out[i] = [*body, encoding.ids[-1]]
+    return out
+
+
+def encode(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    contexts: Sequence[str] | None = None,
+    context_length: int = 0,
+) -> Encoded:
+    """Normalise, tokenize, truncate head + tail and pad to the longest row of the batch; with
+    `context_length` > 0, each row's context (`context_text`) follows as segment 1. Tone is
+    the message's own."""
     normalised = [normalise(t) for t in texts]
     encodings = tokenizer.encode_batch(normalised)
     fitted = [_fit(e.ids, max_length) for e in encodings]
-    width = max(len(ids) for ids in fitted)
+    context = _context_ids(tokenizer, contexts or [""] * len(texts), context_length)
+    width = max(len(ids) + len(extra) for ids, extra in zip(fitted, context, strict=True))
     input_ids = np.zeros((len(texts), width), dtype=np.int64)
     attention_mask = np.zeros((len(texts), width), dtype=np.int64)
-    for row, ids in enumerate(fitted):
-        input_ids[row, : len(ids)] = ids
-        attention_mask[row, : len(ids)] = 1
+    token_type_ids = np.zeros((len(texts), width), dtype=np.int64)
+    for row, (ids, extra) in enumerate(zip(fitted, context, strict=True)):
+        input_ids[row, : len(ids) + len(extra)] = ids + extra
+        attention_mask[row, : len(ids) + len(extra)] = 1
+        token_type_ids[row, len(ids) : len(ids) + len(extra)] = 1
     return Encoded(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -153,4 +214,5 @@ def encode(tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> Encod
             len(texts), len(TONE_FEATURES)
         ),
         truncated=[len(e.ids) > max_length for e in encodings],
+        token_type_ids=token_type_ids,
     )

@@ -96,6 +96,18 @@ TINY_ROWS = [
 ]
 
 
+#: Earlier turns given to the tiny rows in turn (a thread-reading model reads them).
+THREADS: list[list[dict[str, str]]] = [
+    [],
+    [{"role": "agent", "text": "can you help with the order number"}],
+    [
+        {"role": "customer", "text": "my parcel never arrived"},
+        {"role": "agent", "text": "please change the address"},
+    ],
+    [],
+]
+
+
 def _expected_route(frus: int, bored: int, compl: int, legit: int | None) -> str:
     """The route a labeller gives these labels under the default policy."""
     if frus and compl:
@@ -127,6 +139,7 @@ def _rows(n_copies: int) -> list[dict[str, object]]:
             for head in HEADS:
                 row[mask_column(head)] = 0.0 if row[head] is None else 1.0
             row["route"] = _expected_route(frus, bored, compl, legit) if i % 4 == 0 else None
+            row["history"] = json.dumps(THREADS[i % len(THREADS)])
             rows.append(row)
     return rows
 
@@ -215,7 +228,42 @@ def tiny_run(
 def tiny_release(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.export import export
 
-    return export(tiny_run, tmp_path_factory.mktemp("release") / "model")
+    # a tiny random model is held to every gate but the behaviour suite's (written for text)
+    return export(tiny_run, tmp_path_factory.mktemp("release") / "model", min_behaviour=0.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_context_release(
+    tiny_encoder: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny thread-reading model (16 tokens of message, 16 of context), trained briefly and
+    exported like the release."""
+    from training.config import load_config
+    from training.export import export
+    from training.train import train
+
+    runs = tmp_path_factory.mktemp("context-runs")
+    config = load_config(
+        overrides=[
+            f"data={tiny_dataset}",
+            f"encoder={tiny_encoder}",
+            f"runs_dir={runs}",
+            "run_name=tiny-context",
+            "epochs=8",
+            "patience=8",
+            "batch_size=16",
+            "max_length=16",
+            "context_length=16",
+            "lr=3e-3",
+            "head_lr=1e-2",
+            "warmup_ratio=0",
+            "threads=1",
+            "dropout=0",
+        ]
+    )
+    return export(
+        train(config), tmp_path_factory.mktemp("context-release") / "model", min_behaviour=0.0
+    )
 
 
 @pytest.fixture

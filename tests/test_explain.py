@@ -85,9 +85,9 @@ def test_the_planted_lowering_word_is_the_top_lowerer(client: TestClient) -> Non
     batcher = client.app.state.runtime.batcher  # type: ignore[attr-defined]
     submit, submitted = batcher.submit, []
 
-    async def recorded(texts: list[str]):  # type: ignore[no-untyped-def]
+    async def recorded(texts: list[str], contexts: list[str] | None = None):  # type: ignore[no-untyped-def]
         submitted.append(len(texts))
-        return await submit(texts)
+        return await submit(texts, contexts)
 
     batcher.submit = recorded
     SEEN.clear()

@@ -105,7 +105,7 @@ def test_a_distilled_student_learns_the_teachers_raw_scores_and_exports(
     )
     (logits,) = teacher.session.run(["logits"], inputs)
     assert np.abs(targets[:8] - 1 / (1 + np.exp(-logits))).max() < 1e-4
-    released = export(run, tmp_path / "student-release")
+    released = export(run, tmp_path / "student-release", min_behaviour=0.0)
     assert Scorer.load(released).probabilities(TEXTS).shape == (len(TEXTS), len(HEADS))
 
 
@@ -179,7 +179,9 @@ def test_dynamic_int8_is_refused_by_the_consistency_gate(
 
     monkeypatch.setattr(export_module, "MAX_AUROC_DROP", 1.0)  # only the consistency gate
     with pytest.raises(export_module.ParityError, match="batch-mates"):
-        export_module.export(tiny_run, tmp_path / "model", quantization="dynamic")
+        export_module.export(
+            tiny_run, tmp_path / "model", quantization="dynamic", min_behaviour=0.0
+        )
     assert not (tmp_path / "model").exists()
 
 
@@ -217,6 +219,14 @@ def test_missing_file_and_manifest_are_refused(tiny_release: Path, tmp_path: Pat
     (copy / MANIFEST_FILE).unlink()
     with pytest.raises(ModelError, match=MANIFEST_FILE):
         Scorer.load(copy)
+
+
+def test_a_model_below_the_behaviour_gate_is_refused(tiny_run: Path, tmp_path: Path) -> None:
+    from training import export as export_module
+
+    with pytest.raises(export_module.ParityError, match="behaviour suite passes"):
+        export_module.export(tiny_run, tmp_path / "model", min_behaviour=1.01)
+    assert not (tmp_path / "model").exists()
 
 
 def test_failed_int8_check_leaves_no_release(

@@ -220,7 +220,7 @@ def test_overload_is_429_with_retry_after_and_health_is_never_shed(
 ) -> None:
     batcher = client.app.state.runtime.batcher  # type: ignore[attr-defined]
 
-    async def full(texts: list[str]) -> None:
+    async def full(texts: list[str], contexts: list[str] | None = None) -> None:
         raise QueueFull("queued ahead")
 
     monkeypatch.setattr(batcher, "submit", full)

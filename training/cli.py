@@ -113,10 +113,24 @@ def export(
             "(default); dynamic: scales per batch (faster, batch-dependent)."
         ),
     ] = "static",  # type: ignore[assignment]
+    min_behaviour: Annotated[
+        float | None,
+        typer.Option(
+            help="Refuse a model whose behaviour-suite pass rate is below this "
+            "(default: training.export.BEHAVIOUR_GATE, set from the best model so far)."
+        ),
+    ] = None,
 ) -> None:
     """Export a run to int8 ONNX with parity checks, manifest and model card."""
     with user_errors("train"):
+        from training.export import BEHAVIOUR_GATE
         from training.export import export as run_export
 
-        folder = run_export(run, out, version=version, quantization=str(quantization))
+        folder = run_export(
+            run,
+            out,
+            version=version,
+            quantization=str(quantization),
+            min_behaviour=BEHAVIOUR_GATE if min_behaviour is None else min_behaviour,
+        )
     typer.echo(f"exported {folder}")

@@ -19,6 +19,8 @@ class TrainConfig:
     run_name: str = "default"
     runs_dir: str = "models/runs"
     max_length: int = 128
+    context_length: int = 0  # >0: a thread-reading model with this many tokens of context
+    context_dropout: float = 0.3  # share of training rows shown without their context
     batch_size: int = 32
     eval_batch_size: int = 128
     epochs: int = 3
@@ -31,6 +33,8 @@ class TrainConfig:
     hand_weight: float = 3.0  # weight of gold-seed and hand-written rows against public rows
     pos_weight_cap: float = 5.0  # cap on the per-head positive-class weight
     max_train_rows: int = 0  # 0: all rows
+    max_public_rows: int = 0  # >0: a seeded sample of this many public (not hand-labelled) rows
+    weak_legitimacy: int = 1  # 0: public rows' label-model legitimacy is not trained on
     graded_frustration: int = 1  # 1: polite complaint 0.25 < mild 0.8 < strong 1.0 as targets
     seed: int = 13
     threads: int = 0  # 0: torch's default

@@ -21,6 +21,8 @@ __all__ = [
     "POOL_SPLITS",
     "REAL_GOLD_SALT",
     "REAL_GOLD_SPLITS",
+    "REAL_SCALE_SALT",
+    "REAL_SCALE_SPLITS",
     "calibration_rows",
     "hash_split",
     "match_key",
@@ -35,13 +37,23 @@ GOLD_SALT = "helpdesk-scorer-gold-v1"
 #: The real-text gold set: split by a hash of the thread id (a thread never spans splits).
 REAL_GOLD_SPLITS: Mapping[str, float] = {"dev": 0.5, "test": 0.5}
 REAL_GOLD_SALT = "helpdesk-scorer-real-gold-v1"
+#: The scaled real-text set (data/real_scale/): split by a hash of the thread id.
+REAL_SCALE_SPLITS: Mapping[str, float] = {"train": 0.70, "dev": 0.15, "test": 0.15}
+REAL_SCALE_SALT = "helpdesk-scorer-real-scale-v1"
 
 #: Rows labelled by the guide (project-written gold and hand-written, real-text gold and the
 #: real messages labelled for training): never given weak labels, weighted up in training.
-HAND_SOURCES = ("gold", "handwritten", "real_gold", "real_train")
+HAND_SOURCES = (
+    "gold",
+    "handwritten",
+    "real_gold",
+    "real_train",
+    "real_scale",
+    "real_counterfactual",
+)
 #: Dev rows that calibration and thresholds are fitted on: the first group present wins, so
 #: real customer text decides what the served probabilities mean.
-CALIBRATION_GROUPS = (("real_gold",), ("gold",))
+CALIBRATION_GROUPS = (("real_scale",), ("real_gold",), ("gold",))
 
 
 def hash_split(key: str, salt: str, shares: Mapping[str, float]) -> str:

@@ -21,18 +21,18 @@ from serving.artifact import seal
 from serving.contract import (
     CHECKSUMS_FILE,
     HEADS,
-    INPUT_NAMES,
     MANIFEST_FILE,
     MODEL_CARD_FILE,
     MODEL_FILE,
     OUTPUT_NAME,
     TOKENIZER_FILE,
+    graph_inputs,
     mask_column,
 )
 from serving.errors import ParityError
 from serving.files import sha256_file
 from serving.scorer import Scorer
-from serving.text import TONE_FEATURES, load_tokenizer
+from serving.text import TONE_FEATURES, context_of_history, load_tokenizer
 from training.calibrate import sigmoid
 from training.model import MultiTaskModel
 from training.model_card import model_card
@@ -48,6 +48,9 @@ MAX_AUROC_DROP = 0.005
 #: A dev message scored alone and inside mixed-length batches must agree this closely.
 MAX_BATCH_DIFF = 1e-4
 CONSISTENCY_BATCH = 16
+#: Lowest behaviour-suite pass rate (`evaluation.behaviour`) a release may have: the best
+#: model so far (0.2.0) passes 66.1% of the 301 checks; a new release may not fall below it.
+BEHAVIOUR_GATE = 0.66
 OPSET = 17
 #: Scored one at a time at export and again by the server before it swaps a model in.
 GOLDEN_TEXTS = (
@@ -64,28 +67,29 @@ def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
     """TorchScript export (dynamo=False, which the export of this encoder needs here).
 
     Its tracer warnings about Python booleans are expected for BERT's masking code; the parity
-    check that follows is what proves the graph right, at several batch sizes and lengths.
+    check that follows is what proves the graph right, at several batch sizes and lengths. A
+    thread-reading model also takes `token_type_ids` (its context segment).
     """
+    names = graph_inputs(model.context)
     dummy = torch.ones((2, max_length), dtype=torch.long)
     tone = torch.zeros((2, len(TONE_FEATURES)), dtype=torch.float32)
+    types = torch.zeros_like(dummy)
+    types[:, max_length // 2 :] = 1
+    args = (dummy, torch.ones_like(dummy), tone, types)[: len(names)]
+    axes = {name: {0: "batch", 1: "sequence"} for name in names if name != "tone"}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor to a Python boolean")
         warnings.simplefilter("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Exporting aten::index")
         torch.onnx.export(
             model,
-            (dummy, torch.ones_like(dummy), tone),
+            args,
             str(path),
             dynamo=False,
             opset_version=OPSET,
-            input_names=list(INPUT_NAMES),
+            input_names=list(names),
             output_names=[OUTPUT_NAME],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "tone": {0: "batch"},
-                OUTPUT_NAME: {0: "batch"},
-            },
+            dynamic_axes={**axes, "tone": {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
 
 
@@ -121,7 +125,8 @@ def held_out_split_metrics(
     """Per source group and head of the test split: AUROC, ECE, F1 at the release threshold
     (chosen on gold dev) and F1 at the threshold that is best on the same group's dev rows,
     which is what a deployment on that kind of text would pick."""
-    probs = scorer.probabilities(test["text"].tolist())
+    contexts = [context_of_history(h) for h in test["history"]] if "history" in test else None
+    probs = scorer.probabilities(test["text"].tolist(), contexts=contexts)
     thresholds = scorer.manifest.thresholds
     result: dict[str, dict[str, dict[str, float]]] = {}
     for group, sources in TEST_GROUPS.items():
@@ -150,6 +155,7 @@ def export(
     name: str = "helpdesk-scorer",
     version: str = "0.1.0",
     quantization: str = "static",
+    min_behaviour: float = BEHAVIOUR_GATE,
 ) -> Path:
     """Export the run's best weights into a release folder `out`; return it.
 
@@ -157,8 +163,9 @@ def export(
     batch-consistency checks pass, so a failed export never leaves a folder that looks
     releasable.
     """
+    from evaluation.behaviour import behaviour_report
     from evaluation.bench.consistency import batch_dependence
-    from training.train import auroc_by_head, predict_logits
+    from training.train import auroc_by_head, contexts_of, predict_logits
 
     run = load_run(run_dir)
     config, calibration = run.config, run.calibration()
@@ -170,8 +177,17 @@ def export(
     onnx_fp32(model, fp32, config.max_length)
     data = pd.read_parquet(config.data)
     dev = data[data["split"] == "dev"].reset_index(drop=True)
-    texts = dev["text"].tolist()
-    torch_logits = predict_logits(model, tokenizer, texts, config.max_length, 64, "torch dev")
+    texts, contexts = dev["text"].tolist(), contexts_of(dev)
+    torch_logits = predict_logits(
+        model,
+        tokenizer,
+        texts,
+        config.max_length,
+        64,
+        "torch dev",
+        contexts,
+        config.context_length,
+    )
     temps = np.array([calibration["temperature"][h] for h in HEADS])
     torch_probs = sigmoid(torch_logits / temps)
 
@@ -184,9 +200,10 @@ def export(
         "version": version,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "heads": list(HEADS),
-        "inputs": list(INPUT_NAMES),
+        "inputs": list(graph_inputs(model.context)),
         "output": OUTPUT_NAME,
         "max_length": config.max_length,
+        "context_length": config.context_length,
         "quantization": "fp32",
         "calibration": {
             "temperature": calibration["temperature"],
@@ -200,7 +217,7 @@ def export(
     }
     shutil.copy(fp32, out / MODEL_FILE)
     _write_manifest(out, manifest)
-    fp32_probs = Scorer.load(out).probabilities(texts)
+    fp32_probs = Scorer.load(out).probabilities(texts, contexts=contexts)
     diff = float(np.abs(fp32_probs[:PARITY_ROWS] - torch_probs[:PARITY_ROWS]).max())
     if diff > MAX_PROB_DIFF:
         raise ParityError(f"fp32 ONNX differs from torch by {diff:.2e} > {MAX_PROB_DIFF:.0e}")
@@ -212,10 +229,12 @@ def export(
         tokenizer=tokenizer,
         calibration_texts=texts,
         max_length=config.max_length,
+        calibration_contexts=contexts,
+        context_length=config.context_length,
     )
     _write_manifest(out, manifest)
     int8 = Scorer.load(out)
-    int8_probs = int8.probabilities(texts)
+    int8_probs = int8.probabilities(texts, contexts=contexts)
     consistency = batch_dependence(int8, texts, CONSISTENCY_BATCH, seed=0)
     torch_auroc, int8_auroc = auroc_by_head(dev, torch_probs), auroc_by_head(dev, int8_probs)
     drops = {h: torch_auroc[h] - int8_auroc[h] for h in HEADS}
@@ -236,6 +255,12 @@ def export(
             data[data["split"] == "test"].reset_index(drop=True), dev, int8_probs, int8
         ),
     }
+    behaviour = behaviour_report(int8)
+    manifest["metrics"]["behaviour"] = {
+        "checks": behaviour["checks"],
+        "pass_rate": behaviour["pass_rate"],
+        "groups": behaviour["groups"],
+    }
     (out / MODEL_CARD_FILE).write_text(model_card(manifest, run_dir))
     _write_manifest(out, manifest)
     worst = max(drops, key=lambda h: drops[h])
@@ -243,6 +268,11 @@ def export(
         raise ParityError(
             f"int8 loses {drops[worst]:.4f} AUROC on {worst} "
             f"(> {MAX_AUROC_DROP}); the unreleased files are in {out}"
+        )
+    if behaviour["pass_rate"] < min_behaviour:
+        raise ParityError(
+            f"the behaviour suite passes {behaviour['pass_rate']:.1%} of its checks "
+            f"(< {min_behaviour:.1%}); the unreleased files are in {out}"
         )
     if consistency["max_abs_diff"] > MAX_BATCH_DIFF:
         raise ParityError(

@@ -22,8 +22,10 @@ from training.label_model import fit_label_model, lf_summary
 from training.labelling import BOREDOM_LFS, LEGITIMACY_LFS, LabellingFunction, apply_lfs
 from training.loaders import LOADERS, clean_text
 from training.real_gold import REAL_GOLD_DIR
+from training.real_scale import SCALE_DIR
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
 from training.sources import load_licences, load_sources, resolve
+from training.text_patch import apply_patch, parent_text
 
 __all__ = ["PrepareConfig", "prepare"]
 
@@ -40,6 +42,7 @@ class PrepareConfig:
     cache: Path = Path("data/cache")
     seed: int = 13
     real_gold_dir: Path = REAL_GOLD_DIR
+    real_scale_dir: Path = SCALE_DIR
     corrections: list[Path] = field(default_factory=list)
     #: Sources whose licence contains one of these strings (case-insensitive) are left out,
     #: e.g. "NC" drops the non-commercial TWCS text, real-text gold rows drawn from it included.
@@ -126,38 +129,52 @@ def load_hand_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> pd
 
 
 def load_real_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> list[pd.DataFrame]:
-    """The real-text gold set (dev/test) and the real messages labelled for training.
+    """The real-text gold set (dev/test), the real messages labelled for training, the scaled
+    real-text set (train/dev/test by thread) and its synthetic counterfactual edits (train).
 
     Their files hold labels keyed by source (`origin` here) and id; the text and thread context
     come from the checksum-verified source itself, so the project never stores or alters a real
-    message. Rows of excluded sources are left out; an id the source lacks is an error.
+    message. A counterfactual row carries its own (synthetic, labeller-written) text and its
+    real parent's context. Rows of excluded sources are left out; an id the source lacks is an
+    error.
     """
     excluded = excluded_sources(config)
     index = real_messages.set_index(["origin", "id"])
+    files = (
+        (config.real_gold_dir / "real_gold.jsonl", "real_gold"),
+        (config.real_gold_dir / "train.jsonl", "real_train"),
+        (config.real_scale_dir / "labelled.jsonl", "real_scale"),
+        (config.real_scale_dir / "counterfactual.jsonl", "real_counterfactual"),
+    )
     frames = []
-    for name, source in (("real_gold.jsonl", "real_gold"), ("train.jsonl", "real_train")):
-        path = config.real_gold_dir / name
+    for path, source in files:
         if not path.is_file():
             continue
         records = []
         for where, record in jsonl_records(path):
             if record["source"] in excluded:
                 continue
-            key = (record["source"], record["id"])
+            key = (record["source"], record.get("parent_id", record["id"]))
             if key not in index.index:
                 raise UserError(f"{where}: {key[0]} has no message with id {key[1]!r}")
             message = index.loc[key]
-            text = {"text": message["text"], "history": message["history"]}
-            records.append(validate({**record, **text}, where))
-        frame = pd.DataFrame(records).rename(columns={"source": "origin"})
-        frames.append(frame.assign(source=source))
+            own = message["text"]
+            if "patch" in record:  # a synthetic edit: rebuilt from its parent, never stored
+                own = apply_patch(parent_text(own), record["patch"], where)
+            text = {"text": own, "history": message["history"]}
+            dropped = ("tags", "parent_id", "edit", "patch", "synthetic")
+            labels = {k: v for k, v in record.items() if k not in dropped}
+            records.append(validate({**labels, **text}, where))
+        if records:
+            frame = pd.DataFrame(records).rename(columns={"source": "origin"})
+            frames.append(frame.assign(source=source))
     return frames
 
 
 def drop_thread_mates(data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Pool rows from a thread that has a real-text gold (dev or test) message: a thread is in
     one split only, so the model never trains on the turns around a message it is judged on."""
-    held = data["source"].eq("real_gold") & data["split"].isin(["dev", "test"])
+    held = data["source"].isin(["real_gold", "real_scale"]) & data["split"].isin(["dev", "test"])
     threads = set(data.loc[held, "thread_id"].dropna())
     mates = ~data["source"].isin(HAND_SOURCES) & data["thread_id"].isin(threads)
     return data[~mates].reset_index(drop=True), int(mates.sum())

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from serving.contract import INPUT_NAMES
+from serving.contract import graph_inputs
 from serving.text import encode
 
 __all__ = ["CALIBRATION_MESSAGES", "calibration_reader", "quantize", "static_recipe"]
@@ -36,11 +36,25 @@ CALIBRATION_MESSAGES = 512
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over length-sorted batches of texts."""
 
-    def __init__(self, tokenizer: Tokenizer, texts: Sequence[str], max_length: int) -> None:
-        ordered = sorted(texts, key=len)
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        texts: Sequence[str],
+        max_length: int,
+        contexts: Sequence[str],
+        context_length: int,
+    ) -> None:
+        ordered = sorted(zip(texts, contexts, strict=True), key=lambda p: len(p[0]) + len(p[1]))
+        names = graph_inputs(context_length > 0)
         self._batches = iter(
             [
-                encode(tokenizer, ordered[start : start + 16], max_length).inputs(INPUT_NAMES)
+                encode(
+                    tokenizer,
+                    [t for t, _ in ordered[start : start + 16]],
+                    max_length,
+                    [c for _, c in ordered[start : start + 16]],
+                    context_length,
+                ).inputs(names)
                 for start in range(0, len(ordered), 16)
             ]
         )
@@ -78,11 +92,24 @@ def static_recipe(fp32: Path) -> dict[str, Any]:
 
 
 def calibration_reader(
-    tokenizer: Tokenizer, texts: Sequence[str], max_length: int, seed: int = 0
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    seed: int = 0,
+    contexts: Sequence[str] | None = None,
+    context_length: int = 0,
 ) -> _Reader:
-    """A seeded sample of CALIBRATION_MESSAGES of `texts`, as onnxruntime's data reader."""
+    """A seeded sample of CALIBRATION_MESSAGES of `texts` (with their contexts for a
+    thread-reading model), as onnxruntime's data reader."""
+    context = list(contexts) if contexts is not None else [""] * len(texts)
     picked = np.random.default_rng(seed).permutation(len(texts))[:CALIBRATION_MESSAGES]
-    return _Reader(tokenizer, [texts[i] for i in picked], max_length)
+    return _Reader(
+        tokenizer,
+        [texts[i] for i in picked],
+        max_length,
+        [context[i] for i in picked],
+        context_length,
+    )
 
 
 def quantize(
@@ -94,6 +121,8 @@ def quantize(
     calibration_texts: Sequence[str],
     max_length: int,
     seed: int = 0,
+    calibration_contexts: Sequence[str] | None = None,
+    context_length: int = 0,
 ) -> str:
     """Write the int8 graph of `fp32` to `int8`; return the manifest's `quantization` name."""
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
@@ -102,6 +131,8 @@ def quantize(
         # per-channel weight scales: per-tensor ones cost 0.007 dev AUROC on legitimacy here
         quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
         return "int8-dynamic"
-    reader = calibration_reader(tokenizer, calibration_texts, max_length, seed)
+    reader = calibration_reader(
+        tokenizer, calibration_texts, max_length, seed, calibration_contexts, context_length
+    )
     quantize_static(str(fp32), str(int8), reader, **static_recipe(fp32))
     return "int8-static-qdq"

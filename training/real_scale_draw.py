@@ -71,7 +71,7 @@ STRATUM_CUES: Mapping[str, re.Pattern[str]] = {
         r"(thanks? (a lot|for nothing|so much for)|\bgreat\b|\blove\b|\blovely\b|\bawesome\b|"
         r"\bfantastic\b|\bbrilliant\b|\bwonderful\b|\bamazing\b|(very|so|super) helpful|"
         r"\bnice\b|well done|good job|#not\b|\byay\b|\bcongrat\w*|\bkudos\b|"
-        r"[\"“‘'][^\"”’']{3,40}[\"”’']|🙄|😒|🙃|👏)",
+        r"[\"\u201c\u2018'][^\"\u201d\u2019']{3,40}[\"\u201d\u2019']|🙄|😒|🙃|👏)",
         re.IGNORECASE,
     ),
     "repetition": re.compile(
@@ -113,8 +113,9 @@ def _matches(stratum: str) -> Callable[[pd.Series], bool]:
     """Whether a pool row falls in a targeted stratum."""
     cue = STRATUM_CUES[stratum]
     if stratum == "minimal":
-        return lambda row: _after_agent(row["history"]) and (
-            _words(row["text"]) <= 4 or bool(cue.search(row["text"]))
+        return lambda row: (
+            _after_agent(row["history"])
+            and (_words(row["text"]) <= 4 or bool(cue.search(row["text"])))
         )
     if stratum == "anger_no_object":
         return lambda row: bool(cue.search(row["text"])) and not _NOT_OBJECT.search(row["text"])
@@ -222,11 +223,21 @@ def write_batches(drawn: pd.DataFrame, dev: pd.DataFrame, root: Path, seed: int 
                 batch_of.setdefault(str(row.id), name)
 
     for k, start in enumerate(range(0, len(shuffled), BATCH_SIZE), 1):
-        emit(f"p{k:02d}", shuffled.iloc[start : start + BATCH_SIZE], pick_checks(dev, CHECKS_PER_BATCH, rng))
-    second = shuffled.iloc[np.sort(rng.permutation(len(shuffled))[: round(SECOND_PASS_SHARE * len(shuffled))])]
+        emit(
+            f"p{k:02d}",
+            shuffled.iloc[start : start + BATCH_SIZE],
+            pick_checks(dev, CHECKS_PER_BATCH, rng),
+        )
+    second = shuffled.iloc[
+        np.sort(rng.permutation(len(shuffled))[: round(SECOND_PASS_SHARE * len(shuffled))])
+    ]
     second = second.iloc[rng.permutation(len(second))]
     for k, start in enumerate(range(0, len(second), BATCH_SIZE), 1):
-        emit(f"s{k:02d}", second.iloc[start : start + BATCH_SIZE], pick_checks(dev, CHECKS_PER_BATCH, rng))
+        emit(
+            f"s{k:02d}",
+            second.iloc[start : start + BATCH_SIZE],
+            pick_checks(dev, CHECKS_PER_BATCH, rng),
+        )
     with (root / "key.jsonl").open("w", encoding="utf-8") as handle:
         for record in keys:
             handle.write(json.dumps(record) + "\n")
@@ -240,6 +251,60 @@ def write_batches(drawn: pd.DataFrame, dev: pd.DataFrame, root: Path, seed: int 
                 "batch": batch_of[str(row.id)],
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+#: Parents offered for counterfactual edits (the labellers write one edit for each).
+COUNTERFACTUAL_PARENTS = 1200
+COUNTERFACTUAL_BATCH = 300
+
+
+def write_counterfactual_batches(drawn: pd.DataFrame, root: Path, seed: int = SEED) -> None:
+    """Batches of train-split messages (by thread) for labellers to write one minimal edit of
+    each; `counterfactual_key.jsonl` maps batch items to parent ids."""
+    from training.real_scale import scale_split
+
+    rng = np.random.default_rng(seed + 2)
+    train = drawn[drawn["thread_id"].map(scale_split) == "train"]
+    parents = train.iloc[rng.permutation(len(train))[:COUNTERFACTUAL_PARENTS]]
+    keys = []
+    for k, start in enumerate(range(0, len(parents), COUNTERFACTUAL_BATCH), 1):
+        part = parents.iloc[start : start + COUNTERFACTUAL_BATCH]
+        name = f"c{k:02d}"
+        (root / "to_label" / f"{name}.txt").write_text(render_batch(part), encoding="utf-8")
+        keys += [{"batch": name, "item": n, "id": i} for n, i in enumerate(part["id"], 1)]
+    with (root / "counterfactual_key.jsonl").open("w", encoding="utf-8") as handle:
+        for record in keys:
+            handle.write(json.dumps(record) + "\n")
+
+
+def write_counterfactual_patches(root: Path, pool: pd.DataFrame) -> int:
+    """`counterfactual/<batch>.jsonl` (labellers' edits, with text) -> the committed
+    `counterfactual_edits/<batch>.jsonl` (the same records with a patch against the parent in
+    place of the text). Returns the number of edits written."""
+    from training.text_patch import parent_text, text_patch
+
+    parents = {
+        (r["batch"], r["item"]): str(r["id"]) for r in _jsonl(root / "counterfactual_key.jsonl")
+    }
+    texts = dict(zip(pool["id"].astype(str), pool["text"], strict=True))
+    out_dir = root / "counterfactual_edits"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for path in sorted((root / "counterfactual").glob("*.jsonl")):
+        records = []
+        for record in _jsonl(path):
+            parent = parent_text(texts[parents[(path.stem, record["item"])]])
+            edited = " ".join(str(record.pop("text")).split())
+            records.append({**record, "patch": text_patch(parent, edited)})
+        with (out_dir / path.name).open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+        written += len(records)
+    return written
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def _release_scorer(folder: Path) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
@@ -258,8 +323,16 @@ def main() -> None:
     parser.add_argument("--mirror", type=Path, default=Path("../shared/data"))
     parser.add_argument("--release", type=Path, default=Path("models/release"))
     parser.add_argument("--root", type=Path, default=SCALE_DIR)
+    parser.add_argument(
+        "--patch-counterfactuals",
+        action="store_true",
+        help="only turn the labellers' counterfactual edits into committed patches",
+    )
     args = parser.parse_args()
     pool = real_pool(args.mirror)
+    if args.patch_counterfactuals:
+        print(f"wrote {write_counterfactual_patches(args.root, pool)} counterfactual patches")
+        return
     used: set[str] = set()
     labelled = []
     for name in ("real_gold.jsonl", "train.jsonl"):
@@ -271,6 +344,7 @@ def main() -> None:
     gold = pd.DataFrame([r for r in labelled if r.get("split") == "dev"])
     dev = gold.merge(pool[["id", "history", "text"]], on="id", how="inner")
     write_batches(drawn, dev, args.root)
+    write_counterfactual_batches(drawn, args.root)
     print(drawn.groupby(["stratum", "source"]).size().unstack(fill_value=0).to_string())
     print(f"drew {len(drawn)} messages; batches in {args.root / 'to_label'}")
 

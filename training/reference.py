@@ -24,6 +24,7 @@ from serving.drift import DRIFT_BINS, bin_counts
 from serving.errors import UserError
 from serving.files import sha256_file
 from serving.scorer import Scorer
+from serving.text import context_of_history
 from training.dataset_rules import calibration_rows
 
 __all__ = ["add_reference", "reference"]
@@ -33,7 +34,9 @@ def reference(scorer: Scorer, dev: pd.DataFrame, dataset: Path) -> dict[str, Any
     """The manifest's `reference` entry: bin counts per head of `scorer`'s scores on the
     real-text rows of `dev` (the dev split of the dataset file `dataset`)."""
     rows, group = calibration_rows(dev)
-    probs = scorer.probabilities(dev.loc[rows, "text"].tolist())
+    picked = dev.loc[rows]
+    contexts = [context_of_history(h) for h in picked["history"]] if "history" in dev else None
+    probs = scorer.probabilities(picked["text"].tolist(), contexts=contexts)
     return {
         "bins": DRIFT_BINS,
         "split": "dev",

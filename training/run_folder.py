@@ -82,7 +82,10 @@ class FinishedRun:
 
         config = self.config
         model = MultiTaskModel.from_encoder(
-            config.encoder or default_encoder(), config.dropout, config.encoder_layers
+            config.encoder or default_encoder(),
+            config.dropout,
+            config.encoder_layers,
+            context=config.context_length > 0,
         )
         model.load_state_dict(torch.load(self.folder / BEST_WEIGHTS_FILE))
         return model.eval()

@@ -27,8 +27,8 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
 from serving.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.errors import UserError
+from serving.text import context_of_history, load_tokenizer
 from serving.text import encode as encode_texts
-from serving.text import load_tokenizer
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, load_config, to_toml
 from training.dataset_rules import HAND_SOURCES, calibration_rows
@@ -72,6 +72,13 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise UserError(f"dataset not found: {path} (run `helpdesk-scorer prepare` first)")
     data = pd.read_parquet(path)
     train = data[data["split"] == "train"].reset_index(drop=True)
+    public = ~train["source"].isin(HAND_SOURCES)
+    if config.max_public_rows and public.sum() > config.max_public_rows:
+        keep = train[public].sample(n=config.max_public_rows, random_state=config.seed).index
+        train = train[~public | train.index.isin(keep)].reset_index(drop=True)
+    if not config.weak_legitimacy:
+        weak = ~train["source"].isin(HAND_SOURCES)
+        train.loc[weak, mask_column("legitimacy")] = 0.0
     if config.max_train_rows and len(train) > config.max_train_rows:
         train = train.sample(n=config.max_train_rows, random_state=config.seed)
     return train.reset_index(drop=True), data[data["split"] == "dev"].reset_index(drop=True)
@@ -129,14 +136,29 @@ def batches(n: int, size: int) -> Iterator[np.ndarray]:
         yield np.arange(start, min(start + size, n))
 
 
-def encode(tokenizer: Tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """The serving path's inputs (normalised, head + tail truncated, tone) as torch tensors."""
-    encoded = encode_texts(tokenizer, texts, max_length)
+def encode(
+    tokenizer: Tokenizer,
+    texts: list[str],
+    max_length: int,
+    contexts: list[str] | None = None,
+    context_length: int = 0,
+) -> dict[str, torch.Tensor]:
+    """The serving path's inputs (normalised, head + tail truncated, tone, the context segment
+    when the model reads one) as torch tensors."""
+    encoded = encode_texts(tokenizer, texts, max_length, contexts, context_length)
     return {
-        "input_ids": torch.from_numpy(encoded.input_ids),
-        "attention_mask": torch.from_numpy(encoded.attention_mask),
-        "tone": torch.from_numpy(encoded.tone),
+        name: torch.from_numpy(array)
+        for name, array in encoded.inputs(
+            ("input_ids", "attention_mask", "tone", "token_type_ids")
+        ).items()
     }
+
+
+def contexts_of(frame: pd.DataFrame) -> list[str]:
+    """Each row's context segment from its `history` column; "" for rows without one."""
+    if "history" not in frame:
+        return [""] * len(frame)
+    return [context_of_history(raw) for raw in frame["history"].tolist()]
 
 
 def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]:
@@ -157,14 +179,24 @@ def predict_logits(
     max_length: int,
     batch_size: int,
     desc: str = "predict",
+    contexts: list[str] | None = None,
+    context_length: int = 0,
 ) -> np.ndarray:
     """Raw logits, shape (len(texts), len(HEADS)), length-sorted batches to limit padding."""
     model.eval()
-    order = np.argsort([len(t) for t in texts])
+    context = contexts if contexts is not None and context_length else [""] * len(texts)
+    order = np.argsort([len(t) + len(c) for t, c in zip(texts, context, strict=True)])
     out = np.zeros((len(texts), len(HEADS)), dtype=np.float32)
     for idx in tqdm(list(batches(len(texts), batch_size)), desc=desc, leave=False):
         rows = order[idx]
-        out[rows] = model(**encode(tokenizer, [texts[i] for i in rows], max_length)).numpy()
+        inputs = encode(
+            tokenizer,
+            [texts[i] for i in rows],
+            max_length,
+            [context[i] for i in rows],
+            context_length,
+        )
+        out[rows] = model(**inputs).numpy()
     return out
 
 
@@ -174,9 +206,20 @@ def predict_dev(
     dev_rows: pd.DataFrame,
     config: TrainConfig,
     desc: str,
+    with_context: bool = True,
 ) -> np.ndarray:
-    texts = dev_rows["text"].tolist()
-    return predict_logits(model, tokenizer, texts, config.max_length, config.eval_batch_size, desc)
+    """Dev logits; a thread-reading model reads each row's context unless `with_context` is
+    False (the lone-message view)."""
+    return predict_logits(
+        model,
+        tokenizer,
+        dev_rows["text"].tolist(),
+        config.max_length,
+        config.eval_batch_size,
+        desc,
+        contexts_of(dev_rows) if with_context else None,
+        config.context_length,
+    )
 
 
 def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
@@ -271,14 +314,18 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
     texts = train_rows["text"].tolist()
-    lengths = [len(t) for t in texts]
+    contexts = contexts_of(train_rows) if config.context_length else [""] * len(texts)
+    lengths = [len(t) + len(c) for t, c in zip(texts, contexts, strict=True)]
+    dropout_rng = np.random.default_rng(config.seed)
     teacher = (
         teacher_targets(Path(config.teacher), texts, run_dir / TEACHER_TARGETS_FILE)
         if config.teacher
         else None
     )
 
-    model = MultiTaskModel.from_encoder(encoder, config.dropout, config.encoder_layers)
+    model = MultiTaskModel.from_encoder(
+        encoder, config.dropout, config.encoder_layers, context=config.context_length > 0
+    )
     optimizer = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": config.lr},
@@ -314,7 +361,20 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             unit="batch",
         )
         for idx in progress:
-            logits = model(**encode(tokenizer, [texts[i] for i in idx], config.max_length))
+            # context dropout: some rows train as lone messages, so a message sent without
+            # history still scores well
+            shown = dropout_rng.random(len(idx)) >= config.context_dropout
+            batch_contexts = [
+                contexts[i] if keep else "" for i, keep in zip(idx, shown, strict=True)
+            ]
+            inputs = encode(
+                tokenizer,
+                [texts[i] for i in idx],
+                config.max_length,
+                batch_contexts,
+                config.context_length,
+            )
+            logits = model(**inputs)
             loss = masked_loss(logits, labels[idx], masks[idx], row_weights[idx], pos_weight)
             if teacher is not None:
                 w = config.distill_weight
@@ -336,6 +396,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             "mean": mean,
             "all_dev": auroc_by_head(dev_rows, sigmoid(dev_logits)),
         }
+        if config.context_length:
+            alone = predict_dev(model, tokenizer, dev_rows, config, "dev alone", False)
+            report["without_context"] = auroc_by_head(dev_rows[picked], sigmoid(alone[picked]))
         history.append(report)
         tqdm.write(json.dumps(report))
         if mean > best:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Request
 
 from serving.batcher import BatcherDown, BatchFailed, QueueFull
 from serving.contract import HEADS
-from serving.decide import flatten_threads, split_threads
 from serving.deps import RuntimeDep, ScoreCaller
 from serving.errors import Kind, NotReady
 from serving.explain import Attribution, Occlusion, plan
@@ -20,6 +19,8 @@ from serving.runtime import ModelState, Runtime
 from serving.schemas import Message, ScoreRequest, ScoreResponse
 from serving.scorer import Scores
 from serving.settings import Settings
+from serving.text import context_text
+from serving.threads import flatten_threads, split_threads
 
 router = APIRouter(tags=["score"])
 
@@ -52,13 +53,17 @@ async def score(
     turns are context and are not scored. With `explain`, each message's occlusion variants
     join the same batcher job, so admission and the deadline count them too."""
     check_limits(body, runtime.settings)
-    threads = [(m.customer_history(), m.text) for m in body.messages]
-    texts = flatten_threads(threads)
-    occlusions = [plan(m.text) for m in body.messages] if body.explain else []
-    variants = [v for o in occlusions for v in o.variants]
+    threads = [(m.turns(), m.text) for m in body.messages]
+    texts, contexts = flatten_threads(threads)
+    explained = (
+        [(plan(m.text), context_text(m.turns())) for m in body.messages] if body.explain else []
+    )
+    occlusions = [o for o, _ in explained]
+    variants = [v for o, _ in explained for v in o.variants]
+    variant_contexts = [c for o, c in explained for _ in o.variants]  # the message's thread
     # language detection (~0.3 ms a message) runs in a worker thread while the model scores
     languages = asyncio.ensure_future(asyncio.to_thread(_languages, body.messages))
-    scores, state = await admitted(runtime, texts + variants)
+    scores, state = await admitted(runtime, texts + variants, contexts + variant_contexts)
     scored = split_threads(scores[: len(texts)], threads)
     detected = await languages
     results = [
@@ -104,13 +109,15 @@ def _matrix(scores: list[Scores]) -> np.ndarray:
     return np.array([[s.probabilities[h] for h in HEADS] for s in scores]).reshape(-1, len(HEADS))
 
 
-async def admitted(runtime: Runtime, texts: list[str]) -> tuple[list[Scores], ModelState]:
+async def admitted(
+    runtime: Runtime, texts: list[str], contexts: list[str]
+) -> tuple[list[Scores], ModelState]:
     """Scores from the batcher. The request reaches this point authenticated and with its
     whole body, so only such requests count as in flight or take queue room."""
     assert runtime.batcher is not None
     runtime.metrics.in_flight.inc()
     try:
-        return await runtime.batcher.submit(texts)
+        return await runtime.batcher.submit(texts, contexts)
     except QueueFull:
         retry = str(runtime.settings.retry_after_seconds)
         message = "too much work queued ahead of this request; retry later"
