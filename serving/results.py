@@ -10,7 +10,7 @@ from typing import Any
 from serving.contract import HEADS
 from serving.decide import Decision, DecisionRules, decide, rules_in_force
 from serving.language import language_of
-from serving.phrasing import PhraseBank, suggest
+from serving.phrasing import PhraseBank, facts_of, suggest
 from serving.references import find_references
 from serving.route_policy import Policy
 from serving.scorer import Manifest, Scores
@@ -66,7 +66,14 @@ class ResultBuilder:
             "scores": {h: round(p[h], 4) for h in HEADS},
             "labels": decision.labels,
             "route": {"name": route.name, "priority": route.priority, "reason": route.reason},
-            "phrasing": suggest(self.phrases, route.name, frustrated, key, refs),
+            "phrasing": suggest(
+                self.phrases,
+                route.name,
+                frustrated,
+                key,
+                refs,
+                facts_of(text, len(history), len(refs)),
+            ),
             "references": [{"kind": r.kind, "value": r.value} for r in refs],
             "uncertain": decision.uncertain,
             "truncated": scores.truncated,

@@ -12,12 +12,16 @@ from serving.scorer import Scores, Timings
 @dataclass
 class FakeScorer:
     batches: list[list[str]] = field(default_factory=list)
+    contexts: list[list[str]] = field(default_factory=list)
     fail: bool = False
 
-    def score(self, texts: list[str], batch_size: int, timings: Timings) -> list[Scores]:
+    def score(
+        self, texts: list[str], batch_size: int, timings: Timings, contexts: list[str]
+    ) -> list[Scores]:
         if self.fail:
             raise RuntimeError("boom")
         self.batches.append(list(texts))
+        self.contexts.append(list(contexts))
         return [Scores({"frustration": float(len(t))}, False) for t in texts]
 
 
@@ -46,6 +50,26 @@ def test_concurrent_requests_share_one_batch() -> None:
     assert results == [[float(i), float(i + 10)] for i in range(1, 6)]
     assert len(state.scorer.batches) == 1 and len(state.scorer.batches[0]) == 10
     assert seen[0].size == 10 and len(seen[0].queue_seconds) == 5
+
+
+def test_each_text_reaches_the_scorer_with_its_own_context() -> None:
+    state = State(FakeScorer())
+
+    async def main() -> None:
+        batcher = MicroBatcher(lambda: state, max_batch=64, max_wait=0.05)
+        batcher.start()
+        await asyncio.gather(
+            batcher.submit(["x", "yy"], ["agent: hi", ""]), batcher.submit(["zzz"])
+        )
+        await batcher.stop()
+
+    run(main())
+    pairs = {
+        t: c
+        for texts, contexts in zip(state.scorer.batches, state.scorer.contexts, strict=True)
+        for t, c in zip(texts, contexts, strict=True)
+    }
+    assert pairs == {"x": "agent: hi", "yy": "", "zzz": ""}
 
 
 def test_batch_size_bounds_the_merge() -> None:

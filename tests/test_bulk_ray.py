@@ -249,15 +249,19 @@ THREAD_TEXT = "angry angry angry"
 HISTORY = ["hello", {"role": "agent", "text": "sorry about that"}, "still waiting angry"]
 
 
+@pytest.mark.parametrize("release_name", ["tiny_release", "tiny_context_release"])
 def test_every_engine_decides_a_thread_alike(
-    ray_cpus: int, tiny_release: Path, rule_parts, tmp_path: Path
+    ray_cpus: int, release_name: str, request: pytest.FixtureRequest, rule_parts, tmp_path: Path
 ) -> None:
     """The API, the file engine (JSONL list, CSV cell of JSON) and the Ray engine (the same
-    plus a Parquet list column) give one message with one history the same thread and route."""
+    plus a Parquet list column) give one message with one history the same thread, route and
+    scores; the thread-reading model reads the history as context in every engine."""
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
     from serving.settings import Settings
+
+    tiny_release: Path = request.getfixturevalue(release_name)
 
     with TestClient(create_app(Settings(model_dir=tiny_release, threads=1))) as client:
         body = {"messages": [{"id": "t", "text": THREAD_TEXT, "history": HISTORY}]}
@@ -271,8 +275,8 @@ def test_every_engine_decides_a_thread_alike(
     pd.DataFrame({"id": ["t"], "text": [THREAD_TEXT], "history": [json.dumps(HISTORY)]}).to_csv(
         inputs / "b.csv", index=False
     )
-    customer = [turn for turn in HISTORY if isinstance(turn, str)]
-    pd.DataFrame({"id": ["t"], "text": [THREAD_TEXT], "history": [customer]}).to_parquet(
+    turns = [t if isinstance(t, dict) else {"role": "customer", "text": t} for t in HISTORY]
+    pd.DataFrame({"id": ["t"], "text": [THREAD_TEXT], "history": [turns]}).to_parquet(
         inputs / "c.parquet", index=False
     )
     scorer = Scorer.load(tiny_release, threads=1)
@@ -280,8 +284,8 @@ def test_every_engine_decides_a_thread_alike(
     for name in ("a.jsonl", "b.csv"):
         score_file(inputs / name, tmp_path / f"{name}.out", scorer, builder)
         local = json.loads((tmp_path / f"{name}.out").read_text())
-        assert {k: local[k] for k in ("thread", "labels", "route", "uncertain")} == {
-            k: api[k] for k in ("thread", "labels", "route", "uncertain")
+        assert {k: local[k] for k in ("thread", "labels", "route", "uncertain", "scores")} == {
+            k: api[k] for k in ("thread", "labels", "route", "uncertain", "scores")
         }
     score_archive(prepare_job(inputs, tmp_path / "ray", tiny_release), *rule_parts, workers=1)
     rows = pq.read_table(tmp_path / "ray").to_pylist()
@@ -295,6 +299,7 @@ def test_every_engine_decides_a_thread_alike(
             api["route"]["reason"],
         )
         assert row["uncertain"] == api["uncertain"]
+        assert all(abs(row[f"score_{h}"] - api["scores"][h]) <= 1e-4 for h in HEADS)
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,7 @@ def test_prepare_merges_an_export_and_the_card_counts_it(
             gold_dir=project["gold"],
             handwritten_dir=project["root"] / "none",
             real_gold_dir=project["root"] / "no-real-gold",
+            real_scale_dir=project["root"] / "no-real-scale",
             cache=project["root"] / "cache",
             corrections=[export],
         )

@@ -39,7 +39,9 @@ class SlowScorer:
     batches: list[list[str]] = field(default_factory=list)
     panic: bool = False
 
-    def score(self, texts: list[str], batch_size: int, timings: Timings) -> list[Scores]:
+    def score(
+        self, texts: list[str], batch_size: int, timings: Timings, contexts: list[str]
+    ) -> list[Scores]:
         if self.panic:
             self.panic = False
             raise Panic("tokenizer panicked")

@@ -132,6 +132,7 @@ def run_prepare(project: dict[str, Path], mirror: Path | None) -> Path:
             gold_dir=project["gold"],
             handwritten_dir=project["root"] / "none",
             real_gold_dir=project["root"] / "no-real-gold",
+            real_scale_dir=project["root"] / "no-real-scale",
             cache=project["root"] / "cache",
         )
     ).folder

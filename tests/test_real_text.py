@@ -180,6 +180,17 @@ def test_emotion_tweets_map_to_frustration_only(tmp_path: Path) -> None:
     assert "so sad" not in ec.index
 
 
+#: The labels of a calm message that is no complaint.
+CALM = {
+    "frustration": 0,
+    "frustration_level": "none",
+    "boredom": 0,
+    "complaint": 0,
+    "legitimacy": None,
+    "route": "standard",
+}
+
+
 def real_gold_dir(root: Path) -> Path:
     folder = root / "real_gold"
     folder.mkdir()
@@ -213,6 +224,40 @@ def real_gold_dir(root: Path) -> Path:
     return folder
 
 
+def real_scale_dir(root: Path) -> Path:
+    """A scaled real-text set of one train message and a counterfactual edit of it (a patch
+    against its parent: the edit's text is never stored)."""
+    from training.text_patch import text_patch
+
+    folder = root / "real_scale"
+    folder.mkdir()
+    labels = CALM
+    row = {
+        "id": "twcs_air:2:00",
+        "source": "twcs_airlines",
+        "thread_id": "twcs_airlines:2",
+        "split": "train",
+        "stratum": "random",
+        "tags": [],
+        "note": "",
+        **labels,
+    }
+    edit = {
+        "id": "twcs_air:2:00#cf-tone_angry",
+        "parent_id": "twcs_air:2:00",
+        "source": "twcs_airlines",
+        "thread_id": "twcs_airlines:2",
+        "edit": "tone_angry",
+        "synthetic": True,
+        "patch": text_patch("__company__ lovely crew today, thanks", "__company__ LOVELY crew!!"),
+        "split": "train",
+        **labels,
+    }
+    (folder / "labelled.jsonl").write_text(json.dumps(row) + "\n")
+    (folder / "counterfactual.jsonl").write_text(json.dumps(edit) + "\n")
+    return folder
+
+
 def prepare_real(root: Path, exclude: list[str]) -> pd.DataFrame:
     from training.prepare import PrepareConfig, prepare
 
@@ -229,6 +274,7 @@ def prepare_real(root: Path, exclude: list[str]) -> pd.DataFrame:
             gold_dir=gold,
             handwritten_dir=root / "none",
             real_gold_dir=real_gold_dir(root),
+            real_scale_dir=real_scale_dir(root),
             cache=root / "cache",
             exclude_licences=exclude,
         )
@@ -256,6 +302,12 @@ def test_prepare_reads_real_text_and_keeps_threads_apart(tmp_path: Path) -> None
     assert (data["source"] == "tweeteval").any()
     card = (tmp_path / "out" / "DATASET_CARD.md").read_text()
     assert "## Licences" in card and "CC BY-NC-SA 4.0" in card
+    # the scaled set's rows are joined by id; a counterfactual is rebuilt from its patch
+    scale = data[data["source"] == "real_scale"].set_index("id")
+    assert scale.loc["twcs_air:2:00", "text"] == "__company__ lovely crew today, thanks"
+    synthetic = data[data["source"] == "real_counterfactual"]
+    assert synthetic["text"].tolist() == ["__company__ LOVELY crew!!"]
+    assert (synthetic["split"] == "train").all()
 
 
 def test_a_gold_id_missing_from_its_source_is_a_clear_error(tmp_path: Path) -> None:
@@ -266,18 +318,15 @@ def test_a_gold_id_missing_from_its_source_is_a_clear_error(tmp_path: Path) -> N
         "source": "twitter_cdp_ibm",
         "thread_id": "x",
         "split": "dev",
-        "frustration": 0,
-        "frustration_level": "none",
-        "boredom": 0,
-        "complaint": 0,
-        "legitimacy": None,
-        "route": "standard",
+        **CALM,
     }
     (folder / "real_gold.jsonl").write_text(json.dumps(row) + "\n")
     from training.prepare import PrepareConfig, load_pool, load_real_labelled
 
     mirror, sources = write_mirror(tmp_path)
-    config = PrepareConfig(mirror=mirror, sources=sources, real_gold_dir=folder)
+    config = PrepareConfig(
+        mirror=mirror, sources=sources, real_gold_dir=folder, real_scale_dir=tmp_path / "none"
+    )
     _, _, messages = load_pool(config)
     with pytest.raises(UserError, match="no message with id 'ibm:404'"):
         load_real_labelled(config, messages)

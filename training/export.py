@@ -106,6 +106,7 @@ def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
 #: Test groups in the order reports show them: real customer text first, project-written
 #: second, public sets third.
 TEST_GROUPS = {
+    "real_new": ("real_scale",),
     "real": ("real_gold",),
     "gold": ("gold",),
     "complaints": ("complaints",),
@@ -125,11 +126,19 @@ def held_out_split_metrics(
     """Per source group and head of the test split: AUROC, ECE, F1 at the release threshold
     (chosen on gold dev) and F1 at the threshold that is best on the same group's dev rows,
     which is what a deployment on that kind of text would pick."""
-    contexts = [context_of_history(h) for h in test["history"]] if "history" in test else None
-    probs = scorer.probabilities(test["text"].tolist(), contexts=contexts)
+    reads = scorer.manifest.context_length > 0 and "history" in test
+    contexts = [context_of_history(h) for h in test["history"]] if reads else None
+    views = {"": scorer.probabilities(test["text"].tolist(), contexts=contexts)}
+    if reads:  # a thread-reading model is also judged on the lone message
+        views[", alone"] = scorer.probabilities(test["text"].tolist())
     thresholds = scorer.manifest.thresholds
     result: dict[str, dict[str, dict[str, float]]] = {}
-    for group, sources in TEST_GROUPS.items():
+    for (suffix, probs), (name, sources) in (
+        (v, g) for g in TEST_GROUPS.items() for v in views.items()
+    ):
+        group = name + suffix
+        if suffix and not name.startswith("real"):
+            continue
         result[group] = {}
         for j, head in enumerate(HEADS):
             rows, dev_rows = _rows(test, sources, head), _rows(dev, sources, head)

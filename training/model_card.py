@@ -13,6 +13,11 @@ from training.run_folder import METRICS_FILE
 __all__ = ["model_card"]
 
 GROUP_NOTES = {
+    "real_new": "real customer messages of the scaled real-text test split (data/real_scale/: "
+    "one message per thread, drawn in recorded strata, labelled by the guide; never trained "
+    "or tuned on), read with their thread context",
+    "real_new, alone": "the same messages scored without their thread",
+    "real, alone": "the same messages scored without their thread",
     "real": "real customer messages (the real-text gold test split: TWCS, TweetSumm, IBM "
     "customer-care threads and CFPB narratives, labelled by the guide; never trained or tuned on)",
     "gold": "the project-written gold test split",
@@ -45,7 +50,14 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
     training = json.loads((run_dir / METRICS_FILE).read_text())
     dev = metrics["dev"]
     header = ["group", "head", "n", "positives", "AUROC", "F1", "F1 (group dev threshold)", "ECE"]
-    others = [g for g in metrics["test"] if g != "real"]
+    real = [g for g in metrics["test"] if g.startswith("real")]
+    others = [g for g in metrics["test"] if not g.startswith("real")]
+    behaviour = metrics.get("behaviour")
+    behaviour_rows = (
+        [[g["kind"], g["group"], g["checks"], g["passed"], g["rate"]] for g in behaviour["groups"]]
+        if behaviour
+        else []
+    )
     parity_rows = [
         [
             h,
@@ -88,11 +100,23 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         "",
         "## Test metrics on real customer text (int8 ONNX through the serving scorer)",
         "",
-        f"Group `real`: {GROUP_NOTES['real']}. F1 at the release threshold and at the threshold "
-        "best on the same group's dev rows. ECE: 10 equal-width bins. Intervals, message-length "
-        "and TF-IDF comparisons are in the `helpdesk-scorer evaluate` report.",
+        "; ".join(f"`{g}`: {GROUP_NOTES.get(g, g)}" for g in real) + ". F1 at the release "
+        "threshold and at the threshold best on the same group's dev rows. ECE: 10 equal-width "
+        "bins. Intervals, message-length and TF-IDF comparisons are in the "
+        "`helpdesk-scorer evaluate` report.",
         "",
-        *table(header, _test_rows(metrics, ["real"])),
+        *table(header, _test_rows(metrics, real)),
+        "## Behaviour tests (`python -m evaluation.behaviour`)",
+        "",
+        (
+            f"{behaviour['pass_rate']:.1%} of {behaviour['checks']} CheckList checks pass "
+            "(minimum functionality, invariance, direction; written from the guide, none "
+            "copied from a test split)."
+            if behaviour
+            else "Not run for this model."
+        ),
+        "",
+        *table(["kind", "group", "checks", "passed", "rate"], behaviour_rows),
         "## Test metrics on the other groups",
         "",
         "; ".join(f"`{g}`: {GROUP_NOTES.get(g, g)}" for g in others) + ".",
@@ -122,9 +146,14 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         "real-text figures rest on a handful of positives and have wide intervals.",
         "- Legitimacy is judged from the text as written: the model cannot know whether a charge "
         "really happened. It is a triage signal, never a verdict on a customer.",
-        "- English only; non-English messages are scored as if English. The model reads one "
-        "message: the thread's earlier turns shape the route (sustained frustration) but are "
-        "not model input.",
+        "- English only; non-English messages are scored as if English. "
+        + (
+            f"The model reads the message and up to {manifest.get('context_length', 0)} tokens "
+            "of its thread (most recent turn first); with no history it reads the message alone."
+            if manifest.get("context_length")
+            else "The model reads one message: the thread's earlier turns shape the route "
+            "(sustained frustration) but are not model input."
+        ),
         "",
     ]
     return "\n".join(lines)

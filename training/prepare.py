@@ -139,7 +139,8 @@ def load_real_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> li
     error.
     """
     excluded = excluded_sources(config)
-    index = real_messages.set_index(["origin", "id"])
+    # a few IBM tweets sit in two of its files under one id: the first copy names the message
+    index = real_messages.drop_duplicates(["origin", "id"]).set_index(["origin", "id"])
     files = (
         (config.real_gold_dir / "real_gold.jsonl", "real_gold"),
         (config.real_gold_dir / "train.jsonl", "real_train"),

@@ -138,7 +138,7 @@ def measure(variants: list[Variant], release: Path, repeats: int) -> list[dict[s
     for batch, tokens in SHAPES:
         ids, mask = inputs(tokenizer, tokens, batch)
         tone = np.zeros((batch, len(TONE_FEATURES)), dtype=np.float32)
-        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone), strict=True))
+        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone, np.zeros_like(ids)), strict=True))
         seconds: dict[str, list[float]] = {v.name: [] for v in variants}
         for _, session in sessions:
             for _ in range(3):

@@ -94,7 +94,7 @@ def onnx_runner(path: Path, threads: int) -> Callable[[np.ndarray, np.ndarray], 
 
     def call(ids: np.ndarray, mask: np.ndarray) -> object:
         tone = np.zeros((len(ids), len(TONE_FEATURES)), dtype=np.float32)
-        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone), strict=True))
+        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone, np.zeros_like(ids)), strict=True))
         return session.run([OUTPUT_NAME], {n: feeds[n] for n in names})
 
     return call

@@ -55,12 +55,12 @@ async def score(
     check_limits(body, runtime.settings)
     threads = [(m.turns(), m.text) for m in body.messages]
     texts, contexts = flatten_threads(threads)
-    explained = (
+    planned = (
         [(plan(m.text), context_text(m.turns())) for m in body.messages] if body.explain else []
     )
-    occlusions = [o for o, _ in explained]
-    variants = [v for o, _ in explained for v in o.variants]
-    variant_contexts = [c for o, c in explained for _ in o.variants]  # the message's thread
+    occlusions = [o for o, _ in planned]
+    variants = [v for o, _ in planned for v in o.variants]
+    variant_contexts = [c for o, c in planned for _ in o.variants]  # the message's thread
     # language detection (~0.3 ms a message) runs in a worker thread while the model scores
     languages = asyncio.ensure_future(asyncio.to_thread(_languages, body.messages))
     scores, state = await admitted(runtime, texts + variants, contexts + variant_contexts)

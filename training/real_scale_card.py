@@ -1,0 +1,160 @@
+"""The scaled real-text set's dataset card, written from its agreement report.
+
+`python -m training.real_scale_card` renders `data/real_scale/DATASET_CARD.md` from
+`agreement.json` (what `training.real_scale build` measured) and the process notes below, so every
+number on the card is the build's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from training.real_scale import CHECK_KAPPA, SCALE_DIR
+
+__all__ = ["render_card"]
+
+TARGETS = {
+    "disengaged": 400,
+    "complaint_without_merit": 400,
+    "sarcastic": 300,
+    "mild_frustration": 1000,
+    "strong_frustration": 1000,
+}
+LICENCES = (
+    ("twcs_airlines, twcs_tweetsumm, twcs_samples", "CC BY-NC-SA 4.0 (TWCS): non-commercial"),
+    ("twitter_cdp_ibm", "Apache-2.0"),
+    ("cfpb_narratives", "US public data"),
+)
+#: What the labellers reported they could not decide (their closing reports, summarised).
+UNDECIDED = (
+    "which company `__company__` stands for when a rival is named by its own handle",
+    "bystanders (other users) replying in a thread",
+    "a flat thanks with one '!' ('Ok, thanks!'): flat acknowledgement or warm",
+    "emoji-only replies (👌 as 'ok', 😍 as engaged)",
+    "'still' in a troubleshooting answer or a flight status ('still on the runway'): "
+    "repetition or a plain report",
+    "fees that follow the customer's own lateness or mistake against a rule applied unhelpfully",
+    "vague service grievances ('customer service sucks') against a named incident",
+    "airport, security (TSA) and partner-airline staff: whose failure",
+    "CFPB form letters: a debt-validation request is or is not a complaint; legal threats' heat",
+    "soft threats to leave ('thinking of switching'): mild or strong",
+)
+
+
+def _kappa(row: dict[str, Any] | None) -> str:
+    if not row:
+        return "-"
+    kappa = row.get("kappa")
+    shown = "n/a" if kappa is None else f"{kappa:.3f}"
+    return f"{shown} (agreement {row['agreement']:.3f}, n={row['n']})"
+
+
+def render_card(report: dict[str, Any]) -> str:
+    """The card's markdown for one agreement report."""
+    statuses = report["batches"]
+    passed = sorted(b for b, s in statuses.items() if s == "passed")
+    failed = sorted(b for b, s in statuses.items() if s != "passed")
+    lines = [
+        "# Dataset card: the scaled real-text set (data/real_scale/)",
+        "",
+        "Written by `python -m training.real_scale_card` from `agreement.json`, which",
+        "`python -m training.real_scale build` writes; `prepare` joins the text from the",
+        "checksum-verified mirror by id (no message text is committed).",
+        "",
+        "**Labellers are labelling agents** (language-model agents working from",
+        "`data/LABELLING.md`), for the first pass, the independent second pass, the relabels and",
+        "the adjudication. They saw each message's text and thread only, never a model score,",
+        "and never which items were check questions.",
+        "",
+        "## Rows",
+        "",
+        f"Labelled real messages: **{report['rows']}** (one per thread), from "
+        f"{len(passed)} batches that passed their check questions; "
+        f"{len(failed)} batches are not in the set: {', '.join(failed) or 'none'}.",
+        "",
+        "| split | rows |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in report["by_split"].items()),
+        "",
+        "| stratum (why it was drawn, never a label) | rows |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in report["by_stratum"].items()),
+        "",
+        "| source | rows | licence |",
+        "|---|---|---|",
+    ]
+    licence = {name: lic for names, lic in LICENCES for name in names.split(", ")}
+    lines += [f"| {k} | {v} | {licence.get(k, '')} |" for k, v in report["by_source"].items()]
+    lines += [
+        "",
+        "TWCS-derived rows are CC BY-NC-SA 4.0: a model trained on them is for research and",
+        "evaluation, not a commercial release.",
+        "",
+        "## Rare classes (all splits) against the issue's targets",
+        "",
+        "| class | rows | target | met |",
+        "|---|---|---|---|",
+        *(
+            f"| {k} | {v} | {TARGETS[k]} | {'yes' if v >= TARGETS[k] else 'no'} |"
+            for k, v in report["rare"].items()
+        ),
+        "",
+        "## Prevalence in the uniform random stratum",
+        "",
+        "| label | share |",
+        "|---|---|",
+        *(
+            f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
+            for k, v in report["random_stratum_prevalence"].items()
+        ),
+        "",
+        "## Agreement",
+        "",
+        "Each batch hid 14 check questions (>= 5%) from the adjudicated real gold dev split; a",
+        f"batch counts only when its check kappa is >= {CHECK_KAPPA} on every head (a head whose",
+        "checks are one class must match them all). Agreement with the checks, over the batches",
+        "that passed:",
+        "",
+        "| label | kappa with the check questions |",
+        "|---|---|",
+        *(f"| {k} | {_kappa(v)} |" for k, v in report["check_questions"].items()),
+        "",
+        f"Second pass: {report['second_pass']['rows']} rows labelled again by an independent",
+        f"labeller; {report['second_pass']['disagreements']} disagreed on some label and were",
+        "adjudicated with a written reason (`adjudication.jsonl`); "
+        f"{report['second_pass']['changed_by_adjudication']} of them changed the first pass.",
+        "",
+        "| label | kappa, first against second pass |",
+        "|---|---|",
+        *(f"| {k} | {_kappa(v)} |" for k, v in report["second_pass"]["per_label"].items()),
+        "",
+        "## Counterfactual rows (synthetic, train only)",
+        "",
+        f"{report['counterfactual']['rows']} minimal edits of train messages written by",
+        "labelling agents (one change each: tone, a reference added or removed, a name, typos),",
+        "each labelled by the guide for its own side. They are **synthetic**: source",
+        "`real_counterfactual`, keyed by their real parent's id, stored as a patch against the",
+        "parent (never as text), and never in dev or test. Share of the train rows: "
+        f"{report['counterfactual']['share_of_train']:.3f}. By edit: "
+        + ", ".join(f"{k} {v}" for k, v in report["counterfactual"]["by_edit"].items())
+        + ".",
+        "",
+        "## What the labellers could not decide",
+        "",
+        *(f"- {item}" for item in UNDECIDED),
+        "",
+        f"Tags: {', '.join(f'{k} {v}' for k, v in report['tags'].items())}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    report = json.loads((SCALE_DIR / "agreement.json").read_text())
+    (SCALE_DIR / "DATASET_CARD.md").write_text(render_card(report))
+    print(f"wrote {SCALE_DIR / 'DATASET_CARD.md'}")
+
+
+if __name__ == "__main__":
+    main()
