@@ -229,3 +229,24 @@ def test_uncertainty_counts_near_threshold_heads_and_contradictions() -> None:
     probs = np.array([[0.9, 0.1, 0.1, 0.5], [0.5, 0.1, 0.9, 0.9], [0.1, 0.1, 0.1, 0.1]])
     thresholds = np.array([0.5, 0.5, 0.5, 0.5])
     assert uncertainty(probs, thresholds).tolist() == [2, 1, 0]
+
+
+def test_the_committed_set_rebuilds_byte_identically(tmp_path: Path) -> None:
+    """The committed labelled.jsonl and counterfactual.jsonl are what the committed labels,
+    key, adjudication and edits give, and agreement.json holds their sha256."""
+    import hashlib
+    import shutil
+
+    committed = Path(__file__).parents[1] / "data" / "real_scale"
+    root = tmp_path / "real_scale"
+    root.mkdir()
+    for name in ("drawn.jsonl", "key.jsonl", "adjudication.jsonl", "counterfactual_key.jsonl"):
+        shutil.copy(committed / name, root / name)
+    for folder in ("labels", "counterfactual_edits"):
+        shutil.copytree(committed / folder, root / folder)
+    report = build(root, Path(__file__).parents[1] / "data" / "real_gold")
+    for name in ("labelled.jsonl", "counterfactual.jsonl"):
+        rebuilt = (root / name).read_bytes()
+        assert rebuilt == (committed / name).read_bytes(), name
+        assert report["sha256"][name] == hashlib.sha256(rebuilt).hexdigest()
+    assert json.loads((committed / "agreement.json").read_text())["sha256"] == report["sha256"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.errors import UserError
+from serving.files import sha256_file
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
@@ -278,8 +279,16 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
             for record in records:
                 out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
     report = summary(list(labelled.values()), counterfactual)
+    rejected = Counter(
+        p.name.split(".")[0] for p in (root / "labels" / "rejected").glob("*.a?.tsv")
+    )
     report.update(
+        sha256={
+            f"{name}.jsonl": sha256_file(root / f"{name}.jsonl")
+            for name in ("labelled", "counterfactual")
+        },
         batches={b: g["status"] for b, g in gates.items()},
+        attempts={b: rejected[b] + (g["status"] != "pending") for b, g in gates.items()},
         check_questions=agreement(check_pairs),
         second_pass={
             "rows": len(both),
