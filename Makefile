@@ -1,5 +1,7 @@
 # Quick start: `make serve` starts the scoring server on the shipped model, `make test` runs the tests.
-# Each target creates .venv on first use and installs what it needs into it.
+# Each target creates .venv on first use and installs what it needs into it: `serve` the serving
+# install, `test` the train, eval, ray, dev and postgres extras too. Without chromium or a
+# PostgreSQL URL (HELPDESK_TEST_POSTGRES_URL) those tests skip, and the test summary says so.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

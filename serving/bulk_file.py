@@ -125,7 +125,13 @@ def score_file(
     source: Path, target: Path, scorer: Scorer, results: ResultBuilder, batch_size: int = 64
 ) -> BatchReport:
     """Score every valid row of `source` into `target` (JSONL, input order); rejected rows
-    go to `target`.errors.jsonl with their line and reason, so nothing is lost silently."""
+    go to `target`.errors.jsonl with their line and reason, so nothing is lost silently. An
+    output named for another format (`results.csv`) is refused: this engine writes JSONL."""
+    if target.suffix.lower() not in JSONL_SUFFIXES:
+        raise UserError(
+            f"{target}: the file engine writes JSON lines; name the output "
+            f"{target.with_suffix('.jsonl').name} (or use --engine ray for Parquet)"
+        )
     rows = list(read_rows(source))
     valid = [r for r in rows if isinstance(r, Row)]
     rejected = [r for r in rows if not isinstance(r, Row)]

@@ -173,6 +173,14 @@ def decide(
     )
 
 
+def _digits(value: float, other: float) -> str:
+    """`value` with 2 decimals, or up to 4 when 2 would print it equal to `other`."""
+    for places in (2, 3, 4):
+        if f"{value:.{places}f}" != f"{other:.{places}f}":
+            return f"{value:.{places}f}"
+    return f"{value:.4f}"
+
+
 def _reason(
     rule: Rule,
     scores: Mapping[str, float],
@@ -180,10 +188,14 @@ def _reason(
     above: Mapping[str, bool],
     streak: int,
 ) -> str:
-    """The rule's reason with the scores that decided it (every head for the fallback)."""
-    heads = set(rule.when) or set(HEADS)
+    """The rule's reason with the scores that decided it: the rule's own heads, or for the
+    fallback every head but legitimacy when the message is no complaint (legitimacy only
+    matters for a complaint). Each score shows as many digits as tell it from its threshold."""
+    heads = set(rule.when) or {h for h in HEADS if h != "legitimacy" or above["complaint"]}
     shown = ", ".join(
-        f"{h} {scores[h]:.2f} {'>=' if above[h] else '<'} {cut[h]:.2f}" for h in HEADS if h in heads
+        f"{h} {_digits(scores[h], cut[h])} {'>=' if above[h] else '<'} {_digits(cut[h], scores[h])}"
+        for h in HEADS
+        if h in heads
     )
     if rule.min_frustrated_turns:
         shown += f", {streak} frustrated turns in a row"

@@ -271,7 +271,7 @@ class InfoResponse(BaseModel):
         description="The manifest records a reference score distribution, so /metrics exports "
         "score drift (PSI) per head once the window is full."
     )
-    limits: dict[str, float]
+    limits: dict[str, int]
 
 
 class ReloadRequest(BaseModel):

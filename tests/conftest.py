@@ -274,3 +274,18 @@ def jsonl(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which tests did not run here and why (CI sets HELPDESK_REQUIRE_BROWSER and
+    HELPDESK_REQUIRE_POSTGRES, so there they fail instead of skipping)."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("tests not run on this machine (CI requires them)")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{count} skipped: {reason}")

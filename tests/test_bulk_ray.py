@@ -282,8 +282,8 @@ def test_every_engine_decides_a_thread_alike(
     scorer = Scorer.load(tiny_release, threads=1)
     builder = ResultBuilder.create(scorer.manifest, *rule_parts)
     for name in ("a.jsonl", "b.csv"):
-        score_file(inputs / name, tmp_path / f"{name}.out", scorer, builder)
-        local = json.loads((tmp_path / f"{name}.out").read_text())
+        score_file(inputs / name, tmp_path / f"{name}.out.jsonl", scorer, builder)
+        local = json.loads((tmp_path / f"{name}.out.jsonl").read_text())
         assert {k: local[k] for k in ("thread", "labels", "route", "uncertain", "scores")} == {
             k: api[k] for k in ("thread", "labels", "route", "uncertain", "scores")
         }

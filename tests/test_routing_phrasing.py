@@ -55,6 +55,16 @@ def test_policy_table(s: dict[str, float], name: str, priority: str, uncertain: 
     )
 
 
+def test_reason_tells_a_score_from_a_close_threshold_and_skips_unused_heads() -> None:
+    rules = merge_rules(POLICY, {**CUT, "frustration": 0.4290}, 0.05, 0.9)
+    calm = decide(scores(0.4274, 0.1, 0.1, 0.1), rules, [])
+    assert calm.route.name == "standard"
+    assert "frustration 0.427 < 0.429" in calm.route.reason
+    assert "legitimacy" not in calm.route.reason  # no complaint: its merit decided nothing
+    bored = decide(scores(0.1, 0.9, 0.1, 0.1), rules, [])
+    assert bored.route.name == "re_engage" and "frustration" not in bored.route.reason
+
+
 def test_reason_names_the_deciding_scores() -> None:
     reason = decided(scores(0.91, 0.1, 0.88, 0.73)).route.reason
     assert "frustration 0.91 >= 0.50" in reason

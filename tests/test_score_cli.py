@@ -124,6 +124,16 @@ def test_missing_input_and_unknown_type(tiny_release: Path, tmp_path: Path) -> N
     assert result.returncode == 2 and "use .jsonl or .csv" in result.stderr
 
 
+def test_an_output_named_csv_is_refused_not_filled_with_jsonl(
+    tiny_release: Path, jsonl, tmp_path: Path
+) -> None:
+    source = jsonl([{"text": "ok"}])
+    out = tmp_path / "results.csv"
+    result = run_cli("score", str(source), "-o", str(out), "--model", str(tiny_release))
+    assert result.returncode == 2 and result.stderr.startswith("error:")
+    assert "results.jsonl" in result.stderr and not out.exists()
+
+
 def test_serving_imports_no_torch_or_training() -> None:
     """The root CLI merges the training and evaluation sub-apps, and nothing else of theirs."""
     code = (

@@ -200,6 +200,7 @@ def test_health_ready_info_metrics(client: TestClient) -> None:
     assert ready["status"] == "ready" and len(ready["model_sha256"]) == 64
     info = client.get("/v1/info").json()
     assert info["heads"] == list(HEADS) and info["limits"]["max_messages"] == 8
+    assert all(type(v) is int for v in info["limits"].values()), info["limits"]  # not 64.0
     assert set(info["thresholds"]) == set(HEADS)
     client.post("/v1/score", json={"messages": [{"text": "ok"}]})
     text = client.get("/metrics").text
