@@ -305,18 +305,24 @@ def _routes_by_group(
     rules: DecisionRules,
     baseline_rules: DecisionRules,
 ) -> dict[str, dict[str, object]]:
-    """Route confusion per labelled group: on real text against the route its labeller gave,
-    on the project-written gold against the route the policy gives its labels."""
+    """Route confusion per labelled group: on real text (the scaled set and the real gold set)
+    against the route its labeller gave, on the project-written gold against the route the
+    policy gives its labels."""
     route_names = list(dict.fromkeys(r.name for r in rules.policy.rules))
     expected_routes = rows["route"] if "route" in rows else pd.Series([None] * len(rows))
-    real = ((rows["source"] == "real_gold") & expected_routes.notna()).to_numpy()
-    gold = (rows["source"] == "gold").to_numpy()
-    expected = {
-        "real": expected_routes[real].astype(str).tolist(),
-        "project-written": label_routes(rows[gold], rules),
+    labelled = expected_routes.notna()
+    picks = {
+        "real (new)": (rows["source"].eq("real_scale") & labelled).to_numpy(),
+        "real": (rows["source"].eq("real_gold") & labelled).to_numpy(),
     }
+    expected = {g: expected_routes[p].astype(str).tolist() for g, p in picks.items()}
+    gold = (rows["source"] == "gold").to_numpy()
+    picks["project-written"] = gold
+    expected["project-written"] = label_routes(rows[gold], rules)
     routes = {}
-    for group, picked in (("real", real), ("project-written", gold)):
+    for group, picked in picks.items():
+        if not picked.any():
+            continue
         routes[group] = route_confusion(
             expected[group],
             {

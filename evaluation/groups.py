@@ -23,6 +23,7 @@ __all__ = ["GROUPS", "group_figures", "group_of", "length_scores"]
 
 #: Report groups -> the dataset `source` values in them (None: every other source).
 GROUPS: dict[str, tuple[str, ...] | None] = {
+    "real (new)": ("real_scale",),
     "real": ("real_gold",),
     "project-written": ("gold",),
     "public": None,
