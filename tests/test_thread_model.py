@@ -102,3 +102,13 @@ def test_api_and_file_engine_give_a_thread_the_same_scores(
     for got in (api, engine):
         assert np.abs(np.array([got["scores"][h] for h in HEADS]) - direct).max() <= TOLERANCE
         assert got["thread"] == api["thread"]
+
+
+def test_the_context_cost_benchmark_runs_on_both_tiny_models(
+    tiny_release: Path, tiny_context_release: Path
+) -> None:
+    from evaluation.bench.context_cost import measure
+
+    for release in (tiny_release, tiny_context_release):
+        ms = measure(Scorer.load(release, threads=1), repeats=2)
+        assert set(ms) == {"alone", "with 3-turn history"} and all(v > 0 for v in ms.values())

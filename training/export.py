@@ -48,9 +48,10 @@ MAX_AUROC_DROP = 0.005
 #: A dev message scored alone and inside mixed-length batches must agree this closely.
 MAX_BATCH_DIFF = 1e-4
 CONSISTENCY_BATCH = 16
-#: Lowest behaviour-suite pass rate (`evaluation.behaviour`) a release may have: the best
-#: model so far (0.2.0) passes 66.1% of the 301 checks; a new release may not fall below it.
-BEHAVIOUR_GATE = 0.66
+#: Lowest behaviour-suite pass rate (`evaluation.behaviour`) a release may have, set from the
+#: best model so far: 0.3.0 passes 71.4% of the 301 checks (0.2.0: 66.1%); a new release may
+#: not fall below it.
+BEHAVIOUR_GATE = 0.71
 OPSET = 17
 #: Scored one at a time at export and again by the server before it swaps a model in.
 GOLDEN_TEXTS = (

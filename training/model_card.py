@@ -137,11 +137,12 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         *table(["head", "torch fp32 AUROC", "int8 ONNX AUROC", "drop"], parity_rows),
         "## Known limitations",
         "",
-        "- The real-text gold set and the real training messages were labelled by AI agents "
-        "following `data/LABELLING.md` (a second independent agent pass on 240 messages; kappa "
-        "in the dataset card). Agreement between two agents overstates what two human "
-        "annotators would reach, and the labels encode this project's rules (e.g. a first "
-        "polite problem report is not frustration).",
+        "- Every real-text label (the real gold set, the real training messages and the scaled "
+        "real-text set of `data/real_scale/`) was given by AI labelling agents following "
+        "`data/LABELLING.md`, with hidden check questions, an independent second pass on a "
+        "sample and written adjudication (kappa in the dataset cards). Agreement between agents "
+        "overstates what two human annotators would reach, and the labels encode this "
+        "project's rules (e.g. a first polite problem report is not frustration).",
         "- Boredom is rare in real support traffic (about 2% of the real gold set): its "
         "real-text figures rest on a handful of positives and have wide intervals.",
         "- Legitimacy is judged from the text as written: the model cannot know whether a charge "
