@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -329,6 +330,13 @@ def main() -> None:
         help="only turn the labellers' counterfactual edits into committed patches",
     )
     args = parser.parse_args()
+    if not args.patch_counterfactuals and (args.root / "drawn.jsonl").exists():
+        print(
+            f"error: {args.root / 'drawn.jsonl'} exists: the labels are keyed to that draw "
+            "(to draw again, move the folder aside first)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     pool = real_pool(args.mirror)
     if args.patch_counterfactuals:
         print(f"wrote {write_counterfactual_patches(args.root, pool)} counterfactual patches")
