@@ -295,7 +295,34 @@ def evaluate(options: Options) -> Path:
     metrics = json_safe(metrics)
     (options.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (options.out / "report.html").write_text(render_report(metrics, head_plots, wrong))
+    if options.run is not None:
+        _track(options.run, options, metrics)
     return options.out
+
+
+def _track(run: Path, options: Options, metrics: dict[str, Any]) -> None:
+    """Log the figures and the report to the MLflow run of the training run evaluated."""
+    from training.tracking import log_to_run
+
+    auroc = {
+        group: {
+            head: figures["models"]["model"]["auroc"]["value"]
+            for head, figures in heads.items()
+            if "model" in figures["models"]
+        }
+        for group, heads in metrics["groups"].items()
+    }
+    log_to_run(
+        run,
+        metrics={
+            "auroc": auroc,
+            "route_agreement": {g: r["agreement"]["model"] for g, r in metrics["routes"].items()},
+            "behaviour_pass_rate": metrics["behaviour"]["pass_rate"],
+        },
+        tags={f"evaluated_{options.split}": str(options.model)},
+        artifacts=(options.out / "metrics.json", options.out / "report.html"),
+        artifact_dir=f"evaluate_{options.split}",
+    )
 
 
 def _routes_by_group(

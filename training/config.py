@@ -41,6 +41,7 @@ class TrainConfig:
     encoder_layers: int = 0  # 0: all of the encoder's layers; N: a student of N layers
     teacher: str = ""  # a release folder whose scores the model also learns (distillation)
     distill_weight: float = 0.5  # share of the teacher's soft-target loss when teacher is set
+    track: int = 1  # 1: log the run to MLflow (training/tracking.py); 0: do not
 
     @property
     def run_dir(self) -> Path:

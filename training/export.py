@@ -39,6 +39,7 @@ from training.model_card import model_card
 from training.quantize import quantize
 from training.reference import reference
 from training.run_folder import FP32_ONNX_FILE, load_run
+from training.tracking import log_to_run
 
 __all__ = ["ParityError", "export", "onnx_fp32"]
 
@@ -94,14 +95,15 @@ def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
         )
 
 
-def _write_manifest(folder: Path, manifest: dict[str, object]) -> None:
-    """The manifest with the sha256 of every other file, then SHA256SUMS over all of them."""
+def _write_manifest(folder: Path, manifest: dict[str, object]) -> str:
+    """The manifest with the sha256 of every other file, then SHA256SUMS over all of them;
+    returns the folder's digest (the model's identity)."""
     files = sorted(
         p.name for p in folder.iterdir() if p.name not in (MANIFEST_FILE, CHECKSUMS_FILE)
     )
     manifest["files"] = {name: sha256_file(folder / name) for name in files}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    seal(folder)
+    return seal(folder)
 
 
 #: Test groups in the order reports show them: real customer text first, project-written
@@ -272,8 +274,32 @@ def export(
         "groups": behaviour["groups"],
     }
     (out / MODEL_CARD_FILE).write_text(model_card(manifest, run_dir))
-    _write_manifest(out, manifest)
+    digest = _write_manifest(out, manifest)
     worst = max(drops, key=lambda h: drops[h])
+    passed = {
+        "fp32_parity": diff <= MAX_PROB_DIFF,
+        "int8_auroc_drop": drops[worst] <= MAX_AUROC_DROP,
+        "behaviour": behaviour["pass_rate"] >= min_behaviour,
+        "batch_independence": consistency["max_abs_diff"] <= MAX_BATCH_DIFF,
+    }
+    log_to_run(
+        run_dir,
+        metrics={
+            "fp32_max_prob_diff": diff,
+            "int8_auroc_drop": drops,
+            "behaviour_pass_rate": behaviour["pass_rate"],
+            "alone_vs_batched_max_prob_diff": consistency["max_abs_diff"],
+            "gates_passed": float(all(passed.values())),
+        },
+        tags={
+            "release_version": version,
+            "release_sha256": digest,
+            "release_gates": ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in passed.items()),
+            "release_dataset_sha256": sha256_file(Path(config.data)),
+        },
+        artifacts=(out / MODEL_CARD_FILE, out / MANIFEST_FILE),
+        artifact_dir="release",
+    )
     if drops[worst] > MAX_AUROC_DROP:
         raise ParityError(
             f"int8 loses {drops[worst]:.4f} AUROC on {worst} "

@@ -27,6 +27,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
 from serving.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.errors import UserError
+from serving.files import sha256_file
 from serving.text import context_of_history, load_tokenizer
 from serving.text import encode as encode_texts
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
@@ -45,6 +46,7 @@ from training.run_folder import (
     TOKENIZER_DIR,
     load_run,
 )
+from training.tracking import Tracker
 
 __all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
 
@@ -276,7 +278,15 @@ def recalibrate(run_dir: Path) -> Path:
 
 #: Config keys a resumed run may change (where it lives, how long and how fast it runs); any
 #: other difference makes it a different run.
-RESUME_MAY_CHANGE = ("runs_dir", "run_name", "epochs", "patience", "eval_batch_size", "threads")
+RESUME_MAY_CHANGE = (
+    "runs_dir",
+    "run_name",
+    "epochs",
+    "patience",
+    "eval_batch_size",
+    "threads",
+    "track",
+)
 
 
 def check_resume(saved: dict[str, object], config: TrainConfig) -> None:
@@ -349,6 +359,12 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         )
         torch.set_rng_state(state["rng"])
 
+    tracker = Tracker.start(
+        run_dir,
+        Path(config.runs_dir),
+        {**dataclasses.asdict(config), "dataset_sha256": sha256_file(Path(config.data))},
+        bool(config.track),
+    )
     best_logits: np.ndarray | None = None
     started = time.time()
     for epoch in range(start_epoch, config.epochs):
@@ -360,6 +376,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             desc=f"epoch {epoch + 1}/{config.epochs}",
             unit="batch",
         )
+        losses: list[float] = []
         for idx in progress:
             # context dropout: some rows train as lone messages, so a message sent without
             # history still scores well
@@ -384,7 +401,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+            losses.append(loss.item())
+            progress.set_postfix(loss=f"{losses[-1]:.3f}")
         dev_logits = predict_dev(model, tokenizer, dev_rows, config, "dev")
         picked, picked_group = calibration_rows(dev_rows)
         per_head = auroc_by_head(dev_rows[picked], sigmoid(dev_logits[picked]))
@@ -401,6 +419,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             report["without_context"] = auroc_by_head(dev_rows[picked], sigmoid(alone[picked]))
         history.append(report)
         tqdm.write(json.dumps(report))
+        tracker.epoch(epoch + 1, report, float(np.mean(losses)) if losses else float("nan"))
         if mean > best:
             best, stale = mean, 0
             torch.save(model.state_dict(), run_dir / BEST_WEIGHTS_FILE)
@@ -434,4 +453,6 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         "encoder": encoder,
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    calibration = json.loads((run_dir / CALIBRATION_FILE).read_text())
+    tracker.finish(run_dir, calibration, {k: metrics[k] for k in metrics if k != "history"})
     return run_dir
