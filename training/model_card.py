@@ -83,7 +83,21 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         f"{manifest['max_length']} tokens keep their first and last tokens and say "
         "`truncated`. Scores are calibrated probabilities: sigmoid(logit / T), one temperature "
         "per head, fitted with the thresholds on "
-        f"{manifest['calibration'].get('fitted_on', 'dev')}.",
+        f"{manifest['calibration'].get('fitted_on', 'dev')}."
+        + (
+            f" It reads the thread: the message, then up to {manifest['context_length']} tokens "
+            "of its earlier turns (most recent first, each after its role) as a second token "
+            "segment; message and context tokens are pooled apart, so a message sent without "
+            "history is read alone (docs/thread-model.md)."
+            if manifest.get("context_length")
+            else ""
+        )
+        + (
+            f" The encoder was first adapted to customer messages by masked-language-model "
+            f"training (`{training['encoder']}`, built by `python -m training.domain_adapt`)."
+            if "dapt" in str(training.get("encoder", ""))
+            else ""
+        ),
         "",
         f"Training run: `{run_dir}`; data: `{manifest['training_data']['path']}` (sha256 "
         f"`{manifest['training_data']['sha256'][:16]}...`), built by `helpdesk-scorer prepare` "
