@@ -314,6 +314,7 @@ def _track(run: Path, options: Options, metrics: dict[str, Any]) -> None:
     }
     log_to_run(
         run,
+        prefix=f"evaluate_{options.split}",
         metrics={
             "auroc": auroc,
             "route_agreement": {g: r["agreement"]["model"] for g, r in metrics["routes"].items()},

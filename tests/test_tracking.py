@@ -28,12 +28,17 @@ def test_train_and_export_log_one_traceable_run(tiny_run: Path, tiny_release: Pa
     assert "run_train_seconds_this_session" in metrics
     history = client.get_metric_history(run.info.run_id, "dev_auroc_mean")
     assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 2
-    # the release made from this run is traced to it: digest, data, gates, card
-    assert tags["release_sha256"] == verify_folder(tiny_release).sha256
+    # every release made from this run is traced to it under its digest (card, manifest), and
+    # the tags name the latest candidate's digest, data and gates
+    digest = verify_folder(tiny_release).sha256
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, f"release/{digest[:16]}")}
+    assert {
+        f"release/{digest[:16]}/MODEL_CARD.md",
+        f"release/{digest[:16]}/manifest.json",
+    } <= logged
+    assert len(tags["release_sha256"]) == 64
     assert tags["release_dataset_sha256"] == params["dataset_sha256"]
-    assert "behaviour pass" in tags["release_gates"]
-    logged = {a.path for a in client.list_artifacts(run.info.run_id, "release")}
-    assert {"release/MODEL_CARD.md", "release/manifest.json"} <= logged
+    assert "behaviour" in tags["release_gates"] and "release_fp32_max_prob_diff" in metrics
     assert "run/config.toml" in {a.path for a in client.list_artifacts(run.info.run_id, "run")}
 
 

@@ -282,8 +282,9 @@ def export(
         "behaviour": behaviour["pass_rate"] >= min_behaviour,
         "batch_independence": consistency["max_abs_diff"] <= MAX_BATCH_DIFF,
     }
-    log_to_run(
+    log_to_run(  # every candidate under its digest; the tags name the latest
         run_dir,
+        prefix="release",
         metrics={
             "fp32_max_prob_diff": diff,
             "int8_auroc_drop": drops,
@@ -298,7 +299,7 @@ def export(
             "release_dataset_sha256": sha256_file(Path(config.data)),
         },
         artifacts=(out / MODEL_CARD_FILE, out / MANIFEST_FILE),
-        artifact_dir="release",
+        artifact_dir=f"release/{digest[:16]}",
     )
     if drops[worst] > MAX_AUROC_DROP:
         raise ParityError(

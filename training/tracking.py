@@ -120,13 +120,15 @@ class Tracker:
 def log_to_run(
     run_dir: Path,
     *,
+    prefix: str,
     metrics: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
     artifacts: tuple[Path, ...] = (),
     artifact_dir: str = "",
 ) -> str | None:
-    """Log to the MLflow run of the training run in `run_dir` (its MLFLOW_RUN_FILE); return
-    the run id, or None when the folder has none or tracking is off."""
+    """Log `prefix_...` metrics, tags and artifacts (under `artifact_dir`) to the MLflow run of
+    the training run in `run_dir` (its MLFLOW_RUN_FILE); return the run id, or None when the
+    folder has none or tracking is off."""
     saved = run_dir / MLFLOW_RUN_FILE
     if not saved.is_file():
         return None
@@ -134,7 +136,7 @@ def log_to_run(
     if mlflow is None or not _known(mlflow, saved.read_text().strip()):
         return None
     with mlflow.start_run(run_id=saved.read_text().strip()) as run:
-        mlflow.log_metrics(_flat(artifact_dir or "log", metrics))
+        mlflow.log_metrics(_flat(prefix, metrics))
         mlflow.set_tags(dict(tags or {}))
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_dir or None)
