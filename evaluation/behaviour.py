@@ -71,12 +71,12 @@ def _mft(block: Mapping[str, Any]) -> list[Check]:
 
 def _inv(block: Mapping[str, Any]) -> list[Check]:
     heads = {h: True for h in block["heads"]}
-    pairs = [tuple(p) for p in block.get("pairs", [])]
-    for template in block.get("templates", []):
-        if "pairs" in block:
-            continue
-        pairs += [
+    if "pairs" in block:  # whole messages, as written
+        pairs = [tuple(p) for p in block["pairs"]]
+    else:  # each template filled with every `a` and every `b`
+        pairs = [
             (template.format(slot=a), template.format(slot=b))
+            for template in block["templates"]
             for a in block["a"]
             for b in block["b"]
         ]
@@ -173,8 +173,8 @@ def behaviour_report(scorer: Scorer, checks: Sequence[Check] | None = None) -> d
         "checks": len(checks),
         "pass_rate": float(np.mean(passed)) if passed else float("nan"),
         "groups": [
-            {**asdict(GroupResult(k, g, len(v), sum(v))), "rate": sum(v) / len(v)}
-            for (k, g), v in groups.items()
+            {**asdict(result), "rate": result.rate}
+            for result in (GroupResult(k, g, len(v), sum(v)) for (k, g), v in groups.items())
         ],
         "failed": [
             {

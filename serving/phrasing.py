@@ -110,21 +110,17 @@ def _phrases(raw: object, where: str, implied: frozenset[str] = frozenset()) -> 
         raise UserError(f"{where} needs a list of non-empty strings or {{text, requires}} tables")
     out = []
     for item in raw:
-        text, requires = (
-            (item, [])
-            if isinstance(item, str)
-            else (
-                (item.get("text"), item.get("requires", []))
-                if isinstance(item, dict)
-                else (None, [])
-            )
-        )
+        text, requires = item, []
+        if isinstance(item, dict):
+            text, requires = item.get("text"), item.get("requires", [])
         if not isinstance(text, str) or not text.strip():
             raise UserError(
                 f"{where} needs a list of non-empty strings or {{text, requires}} tables"
             )
+        if not isinstance(requires, list):
+            raise UserError(f"{where}: {text!r} requires must be a list of facts: {FACTS}")
         unknown = [r for r in requires if r not in FACTS]
-        if not isinstance(requires, list) or unknown:
+        if unknown:
             raise UserError(f"{where}: {text!r} requires unknown facts {unknown}; known: {FACTS}")
         phrase = Phrase(text, frozenset(requires) | implied)
         claims = unsupported_claims(phrase)

@@ -147,7 +147,7 @@ class Scorer:
         tokenizing and in the ONNX session.
         """
         timings = timings if timings is not None else Timings()
-        reads = self.manifest.context_length > 0 and contexts is not None
+        reads = self.manifest.context_length > 0
         context = list(contexts) if reads and contexts is not None else [""] * len(texts)
         order = np.argsort(
             [len(t) + len(c) for t, c in zip(texts, context, strict=True)], kind="stable"

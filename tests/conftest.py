@@ -196,6 +196,25 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _tiny_overrides(encoder: Path, dataset: Path, runs: Path, name: str) -> list[str]:
+    """The training config of every tiny run: 16 tokens, 8 epochs, fast learning rates."""
+    return [
+        f"data={dataset}",
+        f"encoder={encoder}",
+        f"runs_dir={runs}",
+        f"run_name={name}",
+        "epochs=8",
+        "batch_size=16",
+        "max_length=16",
+        "lr=3e-3",
+        "head_lr=1e-2",
+        "patience=8",
+        "warmup_ratio=0",
+        "threads=1",
+        "dropout=0",
+    ]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(
     tiny_encoder: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
@@ -204,23 +223,7 @@ def tiny_run(
     from training.train import train
 
     runs = tmp_path_factory.mktemp("runs")
-    config = load_config(
-        overrides=[
-            f"data={tiny_dataset}",
-            f"encoder={tiny_encoder}",
-            f"runs_dir={runs}",
-            "run_name=tiny",
-            "epochs=8",
-            "batch_size=16",
-            "max_length=16",
-            "lr=3e-3",
-            "head_lr=1e-2",
-            "patience=8",
-            "warmup_ratio=0",
-            "threads=1",
-            "dropout=0",
-        ]
-    )
+    config = load_config(overrides=_tiny_overrides(tiny_encoder, tiny_dataset, runs, "tiny"))
     return train(config)
 
 
@@ -243,24 +246,8 @@ def tiny_context_release(
     from training.train import train
 
     runs = tmp_path_factory.mktemp("context-runs")
-    config = load_config(
-        overrides=[
-            f"data={tiny_dataset}",
-            f"encoder={tiny_encoder}",
-            f"runs_dir={runs}",
-            "run_name=tiny-context",
-            "epochs=8",
-            "patience=8",
-            "batch_size=16",
-            "max_length=16",
-            "context_length=16",
-            "lr=3e-3",
-            "head_lr=1e-2",
-            "warmup_ratio=0",
-            "threads=1",
-            "dropout=0",
-        ]
-    )
+    overrides = _tiny_overrides(tiny_encoder, tiny_dataset, runs, "tiny-context")
+    config = load_config(overrides=[*overrides, "context_length=16"])
     return export(
         train(config), tmp_path_factory.mktemp("context-release") / "model", min_behaviour=0.0
     )

@@ -32,7 +32,7 @@ from serving.contract import (
 from serving.errors import ParityError
 from serving.files import sha256_file
 from serving.scorer import Scorer
-from serving.text import TONE_FEATURES, context_of_history, load_tokenizer
+from serving.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
 from training.model import MultiTaskModel
 from training.model_card import model_card
@@ -124,40 +124,52 @@ def _rows(frame: pd.DataFrame, sources: tuple[str, ...] | None, head: str) -> np
 
 
 def held_out_split_metrics(
-    test: pd.DataFrame, dev: pd.DataFrame, dev_probs: np.ndarray, scorer: Scorer
+    test: pd.DataFrame,
+    dev: pd.DataFrame,
+    dev_probs: np.ndarray,
+    scorer: Scorer,
+    contexts: list[str],
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per source group and head of the test split: AUROC, ECE, F1 at the release threshold
     (chosen on gold dev) and F1 at the threshold that is best on the same group's dev rows,
-    which is what a deployment on that kind of text would pick."""
-    reads = scorer.manifest.context_length > 0 and "history" in test
-    contexts = [context_of_history(h) for h in test["history"]] if reads else None
-    views = {"": scorer.probabilities(test["text"].tolist(), contexts=contexts)}
-    if reads:  # a thread-reading model is also judged on the lone message
-        views[", alone"] = scorer.probabilities(test["text"].tolist())
-    thresholds = scorer.manifest.thresholds
+    which is what a deployment on that kind of text would pick. `contexts` are the test rows'
+    threads; a thread-reading model is also judged on each real message alone (`<group>,
+    alone`)."""
+    probs = scorer.probabilities(test["text"].tolist(), contexts=contexts)
+    alone = scorer.probabilities(test["text"].tolist()) if scorer.manifest.context_length else None
     result: dict[str, dict[str, dict[str, float]]] = {}
-    for (suffix, probs), (name, sources) in (
-        (v, g) for g in TEST_GROUPS.items() for v in views.items()
-    ):
-        group = name + suffix
-        if suffix and not name.startswith("real"):
+    for name, sources in TEST_GROUPS.items():
+        result[name] = _group_metrics(test, dev, dev_probs, probs, sources, scorer)
+        if alone is not None and name.startswith("real"):
+            result[f"{name}, alone"] = _group_metrics(test, dev, dev_probs, alone, sources, scorer)
+    return result
+
+
+def _group_metrics(
+    test: pd.DataFrame,
+    dev: pd.DataFrame,
+    dev_probs: np.ndarray,
+    probs: np.ndarray,
+    sources: tuple[str, ...] | None,
+    scorer: Scorer,
+) -> dict[str, dict[str, float]]:
+    """One group's figures per head (heads with one class in test or dev are left out)."""
+    result: dict[str, dict[str, float]] = {}
+    for j, head in enumerate(HEADS):
+        rows, dev_rows = _rows(test, sources, head), _rows(dev, sources, head)
+        labels = test.loc[rows, head].to_numpy(dtype=float)
+        dev_labels = dev.loc[dev_rows, head].to_numpy(dtype=float)
+        if len(np.unique(labels >= 0.5)) < 2 or len(np.unique(dev_labels >= 0.5)) < 2:
             continue
-        result[group] = {}
-        for j, head in enumerate(HEADS):
-            rows, dev_rows = _rows(test, sources, head), _rows(dev, sources, head)
-            labels = test.loc[rows, head].to_numpy(dtype=float)
-            dev_labels = dev.loc[dev_rows, head].to_numpy(dtype=float)
-            if len(np.unique(labels >= 0.5)) < 2 or len(np.unique(dev_labels >= 0.5)) < 2:
-                continue
-            group_threshold = best_f1_threshold(dev_labels, dev_probs[dev_rows, j])
-            result[group][head] = {
-                "n": int(rows.sum()),
-                "positives": int((labels >= 0.5).sum()),
-                "auroc": auroc(labels, probs[rows, j]),
-                "f1": f1_at(labels, probs[rows, j], thresholds[head]),
-                "f1_group_dev_threshold": f1_at(labels, probs[rows, j], group_threshold),
-                "ece": expected_calibration_error(labels, probs[rows, j]),
-            }
+        group_threshold = best_f1_threshold(dev_labels, dev_probs[dev_rows, j])
+        result[head] = {
+            "n": int(rows.sum()),
+            "positives": int((labels >= 0.5).sum()),
+            "auroc": auroc(labels, probs[rows, j]),
+            "f1": f1_at(labels, probs[rows, j], scorer.manifest.thresholds[head]),
+            "f1_group_dev_threshold": f1_at(labels, probs[rows, j], group_threshold),
+            "ece": expected_calibration_error(labels, probs[rows, j]),
+        }
     return result
 
 
@@ -189,6 +201,8 @@ def export(
     onnx_fp32(model, fp32, config.max_length)
     data = pd.read_parquet(config.data)
     dev = data[data["split"] == "dev"].reset_index(drop=True)
+    test = data[data["split"] == "test"].reset_index(drop=True)
+    data_sha256 = sha256_file(Path(config.data))
     texts, contexts = dev["text"].tolist(), contexts_of(dev)
     torch_logits = predict_logits(
         model,
@@ -224,7 +238,7 @@ def export(
         "thresholds": calibration["thresholds"],
         "frustration_levels": calibration["frustration_levels"],
         "uncertainty_margin": 0.05,
-        "training_data": {"path": config.data, "sha256": sha256_file(Path(config.data))},
+        "training_data": {"path": config.data, "sha256": data_sha256},
         "metrics": {},
     }
     shutil.copy(fp32, out / MODEL_FILE)
@@ -263,9 +277,7 @@ def export(
             "alone_vs_batched_max_prob_diff": consistency["max_abs_diff"],
             "dev_ece": calibration["dev_ece"],
         },
-        "test": held_out_split_metrics(
-            data[data["split"] == "test"].reset_index(drop=True), dev, int8_probs, int8
-        ),
+        "test": held_out_split_metrics(test, dev, int8_probs, int8, contexts_of(test)),
     }
     behaviour = behaviour_report(int8)
     manifest["metrics"]["behaviour"] = {
@@ -296,7 +308,7 @@ def export(
             "release_version": version,
             "release_sha256": digest,
             "release_gates": ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in passed.items()),
-            "release_dataset_sha256": sha256_file(Path(config.data)),
+            "release_dataset_sha256": data_sha256,
         },
         artifacts=(out / MODEL_CARD_FILE, out / MANIFEST_FILE),
         artifact_dir=f"release/{digest[:16]}",

@@ -30,7 +30,13 @@ from serving.files import sha256_file
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
-from training.real_scale_labels import TAGS, parse_answers, parse_line, policy_route
+from training.real_scale_labels import (
+    TAGS,
+    IncompleteAnswers,
+    parse_answers,
+    parse_line,
+    policy_route,
+)
 
 __all__ = ["CHECK_KAPPA", "SCALE_DIR", "build", "held_back_threads", "scale_split"]
 
@@ -124,10 +130,8 @@ def _answered(root: Path, batch: str, key: list[dict[str, Any]]) -> dict[int, di
         return {}
     try:
         return parse_answers(path, len(key))
-    except UserError as exc:
-        if "items missing" in str(exc):
-            return {}
-        raise
+    except IncompleteAnswers:
+        return {}
 
 
 def _adjudications(root: Path, first: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.gold import jsonl_records
 from training.real_gold import MAX_DRAW_CHARS, REAL_GOLD_DIR, real_pool
 
 __all__ = [
@@ -285,7 +286,8 @@ def write_counterfactual_patches(root: Path, pool: pd.DataFrame) -> int:
     from training.text_patch import parent_text, text_patch
 
     parents = {
-        (r["batch"], r["item"]): str(r["id"]) for r in _jsonl(root / "counterfactual_key.jsonl")
+        (r["batch"], r["item"]): str(r["id"])
+        for _, r in jsonl_records(root / "counterfactual_key.jsonl")
     }
     texts = dict(zip(pool["id"].astype(str), pool["text"], strict=True))
     out_dir = root / "counterfactual_edits"
@@ -293,7 +295,7 @@ def write_counterfactual_patches(root: Path, pool: pd.DataFrame) -> int:
     written = 0
     for path in sorted((root / "counterfactual").glob("*.jsonl")):
         records = []
-        for record in _jsonl(path):
+        for _, record in jsonl_records(path):
             parent = parent_text(texts[parents[(path.stem, record["item"])]])
             edited = " ".join(str(record.pop("text")).split())
             records.append({**record, "patch": text_patch(parent, edited)})
@@ -302,10 +304,6 @@ def write_counterfactual_patches(root: Path, pool: pd.DataFrame) -> int:
                 handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         written += len(records)
     return written
-
-
-def _jsonl(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def _release_scorer(folder: Path) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
@@ -344,8 +342,7 @@ def main() -> None:
     used: set[str] = set()
     labelled = []
     for name in ("real_gold.jsonl", "train.jsonl"):
-        for line in (REAL_GOLD_DIR / name).read_text("utf-8").splitlines():
-            record = json.loads(line)
+        for _, record in jsonl_records(REAL_GOLD_DIR / name):
             used.add(str(record["thread_id"]))
             labelled.append(record)
     drawn = draw(pool, used, _release_scorer(args.release))

@@ -17,9 +17,13 @@ from serving.contract import FRUSTRATION_LEVELS
 from serving.errors import UserError
 from training.real_gold import ROUTES
 
-__all__ = ["TAGS", "parse_answers", "policy_route"]
+__all__ = ["TAGS", "IncompleteAnswers", "parse_answers", "policy_route"]
 
 TAGS = ("sarcasm", "repeat", "no_object", "unsure", "non_english")
+
+
+class IncompleteAnswers(UserError):
+    """A batch file that does not answer every item yet (its labeller is still at work)."""
 
 
 def policy_route(labels: dict[str, object]) -> str:
@@ -85,10 +89,12 @@ def parse_answers(path: Path, items: int | None = None) -> dict[int, dict[str, o
             raise UserError(f"{path}:{n}: item {item} answered twice")
         answers[item] = labels
     if items is not None:
-        missing = sorted(set(range(1, items + 1)) - set(answers))
         extra = sorted(set(answers) - set(range(1, items + 1)))
-        if missing or extra:
-            raise UserError(f"{path}: items missing {missing[:20]}, items not in batch {extra}")
+        if extra:
+            raise UserError(f"{path}: items not in the batch: {extra}")
+        missing = sorted(set(range(1, items + 1)) - set(answers))
+        if missing:
+            raise IncompleteAnswers(f"{path}: items missing {missing[:20]}")
     return answers
 
 

@@ -77,10 +77,10 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     public = ~train["source"].isin(HAND_SOURCES)
     if config.max_public_rows and public.sum() > config.max_public_rows:
         keep = train[public].sample(n=config.max_public_rows, random_state=config.seed).index
-        train = train[~public | train.index.isin(keep)].reset_index(drop=True)
+        dropped = train.index[public & ~train.index.isin(keep)]
+        train, public = train.drop(dropped), public.drop(dropped)
     if not config.weak_legitimacy:
-        weak = ~train["source"].isin(HAND_SOURCES)
-        train.loc[weak, mask_column("legitimacy")] = 0.0
+        train.loc[public, mask_column("legitimacy")] = 0.0
     if config.max_train_rows and len(train) > config.max_train_rows:
         train = train.sample(n=config.max_train_rows, random_state=config.seed)
     return train.reset_index(drop=True), data[data["split"] == "dev"].reset_index(drop=True)

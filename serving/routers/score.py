@@ -19,7 +19,6 @@ from serving.runtime import ModelState, Runtime
 from serving.schemas import Message, ScoreRequest, ScoreResponse
 from serving.scorer import Scores
 from serving.settings import Settings
-from serving.text import context_text
 from serving.threads import flatten_threads, split_threads
 
 router = APIRouter(tags=["score"])
@@ -55,12 +54,14 @@ async def score(
     check_limits(body, runtime.settings)
     threads = [(m.turns(), m.text) for m in body.messages]
     texts, contexts = flatten_threads(threads)
-    planned = (
-        [(plan(m.text), context_text(m.turns())) for m in body.messages] if body.explain else []
+    occlusions = [plan(m.text) for m in body.messages] if body.explain else []
+    variants = [v for o in occlusions for v in o.variants]
+    own_contexts = [own for _, own in split_threads(contexts, threads)]  # each message's thread
+    variant_contexts = (
+        [c for o, c in zip(occlusions, own_contexts, strict=True) for _ in o.variants]
+        if body.explain
+        else []
     )
-    occlusions = [o for o, _ in planned]
-    variants = [v for o, _ in planned for v in o.variants]
-    variant_contexts = [c for o, c in planned for _ in o.variants]  # the message's thread
     # language detection (~0.3 ms a message) runs in a worker thread while the model scores
     languages = asyncio.ensure_future(asyncio.to_thread(_languages, body.messages))
     scores, state = await admitted(runtime, texts + variants, contexts + variant_contexts)
