@@ -13,7 +13,8 @@ import pytest
 
 from serving.errors import UserError
 from training.real_scale import build, scale_split
-from training.real_scale_draw import draw, uncertainty
+from training.real_scale_checks import check_answers, contested, review, write_review_batch
+from training.real_scale_draw import draw, render_batches, uncertainty
 from training.real_scale_labels import parse_line
 from training.text_patch import apply_patch, text_patch
 
@@ -240,7 +241,13 @@ def test_the_committed_set_rebuilds_byte_identically(tmp_path: Path) -> None:
     committed = Path(__file__).parents[1] / "data" / "real_scale"
     root = tmp_path / "real_scale"
     root.mkdir()
-    for name in ("drawn.jsonl", "key.jsonl", "adjudication.jsonl", "counterfactual_key.jsonl"):
+    for name in (
+        "drawn.jsonl",
+        "key.jsonl",
+        "adjudication.jsonl",
+        "counterfactual_key.jsonl",
+        "check_review.jsonl",
+    ):
         shutil.copy(committed / name, root / name)
     for folder in ("labels", "counterfactual_edits"):
         shutil.copytree(committed / folder, root / folder)
@@ -250,3 +257,90 @@ def test_the_committed_set_rebuilds_byte_identically(tmp_path: Path) -> None:
         assert rebuilt == (committed / name).read_bytes(), name
         assert report["sha256"][name] == hashlib.sha256(rebuilt).hexdigest()
     assert json.loads((committed / "agreement.json").read_text())["sha256"] == report["sha256"]
+
+
+def _contest_boredom_check(root: Path) -> None:
+    """Two rejected attempts of p02 that, like p02, call the disengaged check g2 a question:
+    3 of its 5 attempts miss it."""
+    rejected = root / "labels" / "rejected"
+    rejected.mkdir(parents=True)
+    for attempt in ("a1", "a2"):
+        (rejected / f"p02.{attempt}.tsv").write_bytes((root / "labels" / "p02.tsv").read_bytes())
+
+
+def _review(root: Path, gold_dir: Path, verdicts: tuple[str, str]) -> list[dict[str, object]]:
+    from training.real_scale import gold_dev
+
+    table = contested(check_answers(root, gold_dev(gold_dir)))
+    pool = pd.DataFrame(
+        {"id": [f"g{k}" for k in range(4)], "history": ["[]"] * 4, "text": ["ok"] * 4}
+    )
+    write_review_batch(table, pool, root, seed=0)
+    key = [json.loads(line) for line in (root / "review_key.jsonl").read_text().splitlines()]
+    other = {"A": "B", "B": "A"}
+    (root / "review").mkdir()
+    for n, verdict in enumerate(verdicts, 1):
+        option = {"gold": key[0]["gold_option"], "other": other[key[0]["gold_option"]]}
+        (root / "review" / f"r{n}.tsv").write_text(
+            f"1\t{option.get(verdict, verdict)}\tguide: a plain 'ok' is a minimal reply\n"
+        )
+    return review(root)
+
+
+def test_a_check_most_attempts_miss_is_contested(scale: tuple[Path, Path]) -> None:
+    gold_dir, root = scale
+    from training.real_scale import gold_dev
+
+    assert contested(check_answers(root, gold_dev(gold_dir))).empty  # 1 miss in 3
+    _contest_boredom_check(root)
+    table = contested(check_answers(root, gold_dev(gold_dir)))
+    assert table[["id", "head", "gold", "seen", "missed"]].values.tolist() == [
+        ["g2", "boredom", 1, 5, 3]
+    ]
+
+
+def test_a_contested_check_is_retired_only_when_no_reviewer_backs_gold(
+    scale: tuple[Path, Path],
+) -> None:
+    gold_dir, root = scale
+    _contest_boredom_check(root)
+    records = _review(root, gold_dir, ("gold", "undecided"))
+    assert records[0]["verdicts"] == ["gold", "undecided"] and not records[0]["retired"]
+    assert build(root, gold_dir)["batches"]["p02"] == "relabel"
+
+
+def test_a_retired_check_leaves_the_gate_and_p02_passes(scale: tuple[Path, Path]) -> None:
+    gold_dir, root = scale
+    _contest_boredom_check(root)
+    records = _review(root, gold_dir, ("other", "undecided"))
+    assert records[0]["retired"] and records[0]["reasons"][0].startswith("guide:")
+    report = build(root, gold_dir)
+    assert report["batches"]["p02"] == "passed" and report["retired_checks"] == 1
+    assert (root / "review_key.jsonl").read_text().count("gold_option") == 1
+    text = (root / "to_label" / "review.txt").read_text()
+    assert "MESSAGE: ok" in text and "gold" not in text  # the reviewer never sees which is gold
+
+
+def test_a_review_file_without_reasons_is_refused(scale: tuple[Path, Path]) -> None:
+    gold_dir, root = scale
+    _contest_boredom_check(root)
+    _review(root, gold_dir, ("other", "other"))
+    (root / "review" / "r2.tsv").write_text("1\tA\t\n")
+    with pytest.raises(UserError, match="reason"):
+        review(root)
+
+
+def test_batches_render_again_from_the_key(scale: tuple[Path, Path]) -> None:
+    _, root = scale
+    pool = pd.DataFrame(
+        {
+            "id": [f"m{i}" for i in range(8)] + [f"g{k}" for k in range(4)],
+            "history": ["[]"] * 12,
+            "text": [f"text {i}" for i in range(12)],
+        }
+    )
+    (path,) = render_batches(root, pool, ["p02"])
+    assert path.read_text().startswith("=== 1 ===\nMESSAGE: text 4\n")
+    assert path.read_text().count("=== ") == 8
+    with pytest.raises(UserError, match="no such batch"):
+        render_batches(root, pool, ["p99"])

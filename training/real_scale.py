@@ -30,6 +30,7 @@ from serving.files import sha256_file
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
+from training.real_scale_checks import retired_checks
 from training.real_scale_labels import (
     TAGS,
     IncompleteAnswers,
@@ -75,14 +76,21 @@ def kappa(first: list[Any], second: list[Any]) -> float | None:
     return float(cohen_kappa_score(first, second))
 
 
-def agreement(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+def agreement(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    *,
+    skip: list[frozenset[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per label: n, kappa and raw agreement over (a, b) label pairs; legitimacy on the pairs
-    where both call it a complaint."""
+    where both call it a complaint. skip[i] names labels that pair i does not count for (a
+    retired check question, `training.real_scale_checks`)."""
+    skips = skip if skip is not None else [frozenset()] * len(pairs)
     report = {}
     for key in AGREEMENT_KEYS:
-        rows = [(a[key], b[key]) for a, b in pairs]
+        kept = [(a, b) for (a, b), s in zip(pairs, skips, strict=True) if key not in s]
+        rows = [(a[key], b[key]) for a, b in kept]
         if key == "legitimacy":
-            rows = [(a[key], b[key]) for a, b in pairs if a["complaint"] == b["complaint"] == 1]
+            rows = [(a[key], b[key]) for a, b in kept if a["complaint"] == b["complaint"] == 1]
         if not rows:
             continue
         first, second = [r[0] for r in rows], [r[1] for r in rows]
@@ -108,7 +116,7 @@ def _gate(report: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
-def _gold_dev(real_gold_dir: Path) -> dict[str, dict[str, Any]]:
+def gold_dev(real_gold_dir: Path) -> dict[str, dict[str, Any]]:
     return {
         str(r["id"]): r
         for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")
@@ -212,24 +220,29 @@ class Gated:
     second: dict[str, dict[str, Any]]
     gates: dict[str, dict[str, Any]]
     check_pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+    check_skips: list[frozenset[str]]
 
 
 def gate(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> Gated:
     """Every complete batch checked against its hidden gold dev questions."""
-    gold = _gold_dev(real_gold_dir)
-    gated = Gated({}, {}, {}, [])
+    gold = gold_dev(real_gold_dir)
+    retired = retired_checks(root)
+    gated = Gated({}, {}, {}, [], [])
     for batch, key in sorted(_batches(root).items()):
         answers = _answered(root, batch, key)
         if not answers:
             gated.gates[batch] = {"status": "pending"}
             continue
-        pairs = [(answers[k["item"]], gold[k["id"]]) for k in key if k["check"]]
-        report = agreement(pairs)
+        checks = [k for k in key if k["check"]]
+        pairs = [(answers[k["item"]], gold[k["id"]]) for k in checks]
+        skip = [frozenset(h for h in HEAD_KEYS if (k["id"], h) in retired) for k in checks]
+        report = agreement(pairs, skip=skip)
         passed = _gate(report)
         gated.gates[batch] = {"status": "passed" if passed else "relabel", "checks": report}
         if not passed:
             continue
         gated.check_pairs.extend(pairs)
+        gated.check_skips.extend(skip)
         target = gated.second if batch.startswith("s") else gated.first
         for k in key:
             if not k["check"]:
@@ -293,7 +306,8 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
         },
         batches={b: g["status"] for b, g in gates.items()},
         attempts={b: rejected[b] + (g["status"] != "pending") for b, g in gates.items()},
-        check_questions=agreement(check_pairs),
+        check_questions=agreement(check_pairs, skip=gated.check_skips),
+        retired_checks=len(retired_checks(root)),
         second_pass={
             "rows": len(both),
             "disagreements": len(disagree),

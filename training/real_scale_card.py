@@ -8,9 +8,11 @@ number on the card is the build's.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from training.real_scale import CHECK_KAPPA, SCALE_DIR
+from training.real_scale_checks import CONTEST_MIN_SEEN, CONTEST_SHARE, REVIEW_FILE
 
 __all__ = ["render_card"]
 
@@ -148,8 +150,9 @@ def render_card(report: dict[str, Any]) -> str:
         "  showed the revision contradicted the adjudicated real gold: flat thanks after an agent",
         "  turn is boredom 1, and legitimacy follows *design* (0) against *delivery* (1).",
         "  Batches labelled before a revision were gated like the rest.",
-        "- A batch that failed its checks was labelled again from scratch by another agent, up",
-        "  to four attempts in all; every attempt is kept (`labels/rejected/<batch>.aN.tsv`).",
+        "- A batch that failed its checks was labelled again from scratch by another agent;",
+        "  every attempt is kept (`labels/rejected/<batch>.aN.tsv`); the batch's current file",
+        "  is its latest attempt, and only that one is gated.",
         "  Attempts per batch: "
         + ", ".join(f"{b} {n}" for b, n in sorted(report.get("attempts", {}).items()))
         + ".",
@@ -157,7 +160,7 @@ def render_card(report: dict[str, Any]) -> str:
         "  relabelling. One line of p01 (item 62) was overwritten by an agent relabelling the",
         "  same batch; a p30 file that mixed two agents' lines was set aside",
         "  (`rejected/p30.l5-reread-mixed.tsv`) and never gated. p06 and p07 were given to",
-        "  two relabellers at once (their third and fourth attempts overlap); neither passed.",
+        "  two relabellers at once (their third and fourth attempts overlap).",
         "- Counterfactual batches c01-c04 were drawn with the batches (1,200 train parents);",
         "  c05-c06 (600 more) were drawn later, seeded, from train rows of batches that had",
         "  already passed, so more edits would have a parent in the set.",
@@ -165,6 +168,7 @@ def render_card(report: dict[str, Any]) -> str:
         "- The second pass covers 10% of the draw, but only the part whose first-pass batch",
         "  and second-pass batch both passed their checks counts; that is the row count above.",
         "",
+        *_review_section(),
         "## What the labellers could not decide",
         "",
         *(f"- {item}" for item in UNDECIDED),
@@ -173,6 +177,34 @@ def render_card(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _review_section() -> list[str]:
+    """The contested check questions and their blind review (`training.real_scale_checks`)."""
+    path = SCALE_DIR / REVIEW_FILE
+    if not path.is_file():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    retired = [r for r in records if r["retired"]]
+    by_head = Counter(r["head"] for r in retired)
+    return [
+        "## Contested check questions",
+        "",
+        f"Over every attempt (passed and rejected), {len(records)} (check question, head) pairs",
+        f"were missed by more than {CONTEST_SHARE:.0%} of the at least {CONTEST_MIN_SEEN}",
+        "attempts that saw them (`python -m training.real_scale_checks contested`). Two",
+        "reviewers (labelling agents) judged each blind: the thread, the message and the two",
+        "answers as A and B in seeded random order, never told which was the gold label, each",
+        "verdict with the guide's rule as its reason (`review/r1.tsv`, `review/r2.tsv`). A pair",
+        "is retired from the gate only when neither reviewer picks the gold answer:",
+        f"**{len(retired)} retired** ("
+        + ", ".join(f"{h} {n}" for h, n in sorted(by_head.items()))
+        + f"), {len(records) - len(retired)} upheld (`check_review.jsonl`). The review was run",
+        "once, at a fixed point, before the relabels that followed it; the gold dev labels",
+        "themselves are unchanged (the old reports stay comparable), and the retired pairs are",
+        "listed there as disputed gold for the next adjudication of real gold.",
+        "",
+    ]
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from serving.errors import UserError
 from training.gold import jsonl_records
 from training.real_gold import MAX_DRAW_CHARS, REAL_GOLD_DIR, real_pool
 
@@ -255,6 +256,25 @@ def write_batches(drawn: pd.DataFrame, dev: pd.DataFrame, root: Path, seed: int 
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def render_batches(root: Path, pool: pd.DataFrame, names: list[str]) -> list[Path]:
+    """Write `to_label/<batch>.txt` again from the committed key (the raw text is never
+    committed), item for item as the draw wrote it, for relabelling on another machine."""
+    texts = pool.set_index("id")[["history", "text"]]
+    items: dict[str, list[str]] = {}
+    for _, record in jsonl_records(root / "key.jsonl"):
+        items.setdefault(str(record["batch"]), []).append(str(record["id"]))
+    unknown = sorted(set(names) - set(items))
+    if unknown:
+        raise UserError(f"no such batch in {root / 'key.jsonl'}: {unknown}")
+    (root / "to_label").mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        path = root / "to_label" / f"{name}.txt"
+        path.write_text(render_batch(texts.loc[items[name]].reset_index()), encoding="utf-8")
+        written.append(path)
+    return written
+
+
 #: Parents offered for counterfactual edits (the labellers write one edit for each).
 COUNTERFACTUAL_PARENTS = 1200
 COUNTERFACTUAL_BATCH = 300
@@ -327,7 +347,21 @@ def main() -> None:
         action="store_true",
         help="only turn the labellers' counterfactual edits into committed patches",
     )
+    parser.add_argument(
+        "--render",
+        nargs="+",
+        metavar="BATCH",
+        help="only write these batches' to_label/ text again from the committed key",
+    )
     args = parser.parse_args()
+    if args.render:
+        try:
+            paths = render_batches(args.root, real_pool(args.mirror), args.render)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print(f"wrote {len(paths)} batches in {args.root / 'to_label'}")
+        return
     if not args.patch_counterfactuals and (args.root / "drawn.jsonl").exists():
         print(
             f"error: {args.root / 'drawn.jsonl'} exists: the labels are keyed to that draw "
