@@ -10,7 +10,9 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
+from serving.auth_gate import AuthGate, keyed_routes
 from serving.batcher import MicroBatcher, token_estimate
 from serving.http import Guard, install_error_handlers
 from serving.observability import Metrics, log
@@ -81,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """A server for `settings` (default: HELPDESK_* environment). Policy and phrase files are
     validated here, so a broken file fails at start-up, not as a 500 later."""
     settings = settings or Settings()
-    runtime = Runtime(settings, *load_rules(settings), Metrics(settings.drift_window))
+    metrics_ = Metrics(settings.drift_window, settings.metrics_score_histograms)
+    runtime = Runtime(settings, *load_rules(settings), metrics_)
     store = feedback.FeedbackService(settings.feedback_url, settings.feedback_quota_per_hour)
 
     @asynccontextmanager
@@ -110,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store.close()
             log("stopped")
 
-    app = FastAPI(
+    app = FastAPIOffline(  # Swagger UI and ReDoc assets from the package: /docs works offline
         title="helpdesk-scorer",
         version=API_VERSION,
         summary="Calibrated frustration, boredom, complaint and legitimacy scores, a route and "
@@ -121,8 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.feedback = store
     app.openapi = lambda: openapi_with_limits(app, settings)  # type: ignore[method-assign]
-    for module in (score, info, health, metrics, admin, feedback):
-        app.include_router(module.router)
+    routers = [m.router for m in (score, info, health, metrics, admin, feedback)]
+    for router in routers:
+        app.include_router(router)
     install_error_handlers(app)
+    # inside Guard, so a refused key is limited, timed and recorded like any request
+    app.add_middleware(AuthGate, runtime=runtime, routes=keyed_routes(routers))
     app.add_middleware(Guard, runtime=runtime)
     return app

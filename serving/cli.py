@@ -106,6 +106,15 @@ def score(
             batch_size,
         )
     typer.echo(f"scored {report.scored} messages into {output}")
+    decoding = report.decoding
+    if decoding.replaced:
+        lines = ", ".join(map(str, decoding.lines[:10]))
+        lines += " ..." if len(decoding.lines) > 10 else ""
+        typer.echo(
+            f"warning: {decoding.replaced} bytes were not valid {decoding.encoding} and were "
+            f"scored as U+FFFD (lines {lines}); save the input as UTF-8",
+            err=True,
+        )
     if report.rejected:
         typer.echo(f"rejected {report.rejected} rows, listed in {report.errors_path}", err=True)
         raise typer.Exit(3)

@@ -16,7 +16,7 @@ The kinds are the API's JSON error `type` values, so the server, the CLI and the
 | `too_large` | 413 | 2 | a count or size over a limit |
 | `invalid_input` | 422 | 2 | `BadInput` (`UserError`) |
 | `overloaded` | 429 | 4 | too much work queued ahead |
-| `quota_exceeded` | 429 | 4 | one caller's feedback quota used up |
+| `quota_exceeded` | 429 | 4 | one caller's feedback quota, or one address's failed keys, used up |
 | `internal_error` | 500 | 1 | a failure of ours, not the caller's |
 | `unavailable` | 503 | 4 | `NotReady`, `StoreUnavailable` |
 | `deadline_exceeded` | 504 | 4 | no answer within the deadline |

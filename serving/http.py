@@ -80,6 +80,15 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body is larger than {limit} bytes")
 
 
+class BodiesBusy(HTTPException):
+    """Request bodies held across connections are at their cap: this one waits its turn."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        message = f"request bodies in flight are at the server's {limit}-byte cap; retry later"
+        headers = {"Retry-After": str(retry_after), "Connection": "close"}
+        super().__init__(429, message, headers=headers)
+
+
 class BodyTimeout(HTTPException):
     def __init__(self, seconds: float) -> None:
         message = f"request body not received within {seconds:g} seconds"
@@ -143,6 +152,7 @@ class Guard:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self.bytes_in_flight = 0  # request-body bytes held by requests not yet answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -151,6 +161,7 @@ class Guard:
         started = time.perf_counter()
         status = {"code": 500}
         path: str = scope["path"]
+        held = {"bytes": 0}
 
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -163,10 +174,12 @@ class Guard:
             if rejection is not None:
                 await rejection(scope, receive, send_status)
             elif path in SHED_PATHS:
-                await self._with_deadline(scope, self._limited(receive), send_status, status)
+                limited = self._limited(receive, held)
+                await self._with_deadline(scope, limited, send_status, status)
             else:
-                await self.app(scope, self._limited(receive), send_status)
+                await self.app(scope, self._limited(receive, held), send_status)
         finally:
+            self.bytes_in_flight -= held["bytes"]
             self._record(scope, path, status["code"], time.perf_counter() - started)
 
     async def _with_deadline(
@@ -187,7 +200,12 @@ class Guard:
 
     def _reject(self, scope: Scope, path: str) -> JSONResponse | None:
         settings = self.runtime.settings
-        length = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        if b"transfer-encoding" in headers and b"content-length" in headers:
+            # RFC 9112 6.1: a request with both may be smuggled behind a proxy; never reuse it
+            message = "both Transfer-Encoding and Content-Length; send one"
+            return error_response(Kind.BAD_REQUEST, message, headers={"Connection": "close"})
+        length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > settings.max_body_bytes:
             error = BodyTooLarge(settings.max_body_bytes)
             return error_response(Kind.TOO_LARGE, error.detail)
@@ -196,8 +214,9 @@ class Guard:
             return error_response(Kind.UNAVAILABLE, message)
         return None  # health, metrics and info are never shed
 
-    def _limited(self, receive: Receive) -> Receive:
-        """`receive` with the body limits: size (413) and arrival time from the head (408)."""
+    def _limited(self, receive: Receive, held: dict[str, int]) -> Receive:
+        """`receive` with the body limits: size (413), arrival time from the head (408), and
+        the bytes all requests hold at once (429); `held` counts this request's share."""
         settings = self.runtime.settings
         limit, received, complete = settings.max_body_bytes, 0, False
         timeout = settings.timeout_body_seconds
@@ -212,10 +231,16 @@ class Guard:
                     message = await receive()
             except TimeoutError:
                 raise BodyTimeout(timeout) from None
-            received += len(message.get("body", b""))
+            size = len(message.get("body", b""))
+            received += size
             complete = not message.get("more_body", False)
             if received > limit:
                 raise BodyTooLarge(limit)
+            cap = settings.max_body_bytes_in_flight
+            if size and self.bytes_in_flight + size > cap:
+                raise BodiesBusy(cap, settings.retry_after_seconds)
+            self.bytes_in_flight += size
+            held["bytes"] += size
             return message
 
         return wrapped

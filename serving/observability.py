@@ -60,7 +60,9 @@ def log(event: str, level: int = logging.INFO, **fields: Any) -> None:
 
 
 class Metrics:
-    def __init__(self, drift_window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, drift_window: int = DEFAULT_WINDOW, score_histograms: bool = True) -> None:
+        """`score_histograms=False` keeps the per-head score histograms out of the export (they
+        are still fed), so /metrics on a quiet server never shows one request's scores."""
         self.window = DriftWindow(drift_window)
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -91,7 +93,7 @@ class Metrics:
             "Calibrated scores per head, for drift watching",
             ["head"],
             buckets=SCORE_BUCKETS,
-            registry=self.registry,
+            registry=self.registry if score_histograms else None,
         )
         self.drift = Gauge(
             "helpdesk_score_drift_psi",

@@ -120,6 +120,28 @@ class Settings(BaseSettings):
     request_deadline_seconds: float = Field(
         30.0, gt=0, description="a score request not answered by then gets 504"
     )
+    max_body_bytes_in_flight: int = Field(
+        32_000_000,
+        ge=1,
+        description="request-body bytes held at once across connections (429 above)",
+    )
+    max_texts_per_request: int = Field(
+        320,
+        ge=1,
+        description="messages plus the customer turns of their histories, each scored (413 "
+        "above): the largest admitted request finishes within the deadline on one thread",
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="failed authentications one address may make at once"
+    )
+    auth_failure_rate: float = Field(
+        1.0, gt=0, description="failed authentications per second one address regains (429)"
+    )
+    metrics_score_histograms: bool = Field(
+        True,
+        description="export per-head score histograms on /metrics (false: a quiet server's "
+        "metrics never show one request's scores)",
+    )
 
     drift_window: int = Field(
         DEFAULT_WINDOW,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from evaluation.bench.server import free_port, poll_ready
 
-__all__ = ["ROOT", "free_port", "start", "stop", "wait_ready"]
+__all__ = ["ROOT", "free_port", "running", "start", "stop", "wait_ready"]
 
 ROOT = Path(__file__).parents[1]
 
@@ -44,3 +46,15 @@ def stop(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def running(model: Path, **env: str) -> Iterator[int]:
+    """A ready server on a free port with these HELPDESK_* settings; its port."""
+    port = free_port()
+    process = start(model, port, **env)
+    try:
+        wait_ready(port, process)
+        yield port
+    finally:
+        stop(process)

@@ -97,6 +97,6 @@ def test_two_servers_store_every_judgement_once(
     review = ReviewSettings(
         report_dir=write_report(tmp_path / "report"), model_dir=tiny_release, store_url=feedback_url
     )
-    with TestClient(create_review_app(review)) as page:
+    with TestClient(create_review_app(review), base_url="http://127.0.0.1:8100") as page:
         listed = page.get("/api/feedback", params={"channel": "api", "limit": 1000}).json()
     assert sorted(item["key"] for item in listed["items"]) == sorted(r.key for r in records)

@@ -23,7 +23,7 @@ from serving.auth import hash_key
 from serving.batcher import MAX_RESTARTS, BatcherDown, BatchFailed, MicroBatcher, QueueFull
 from serving.scorer import Scores, Timings
 from serving.settings import Settings
-from tests.server_process import free_port, start, stop, wait_ready
+from tests.server_process import free_port, running, start, stop, wait_ready
 
 
 class Panic(BaseException):
@@ -258,23 +258,17 @@ TIMEOUT = 3.0  # header and body timeouts of the server below
 
 @pytest.fixture(scope="module")
 def keyed_server(tiny_release: Path) -> Iterator[int]:
-    port = free_port()
     keys = json.dumps([{"name": "crm", "sha256": hash_key(KEY), "scopes": ["score"]}])
-    process = start(
+    with running(
         tiny_release,
-        port,
         HELPDESK_API_KEYS=keys,
         HELPDESK_TIMEOUT_HEADER_SECONDS=str(TIMEOUT),
         HELPDESK_TIMEOUT_BODY_SECONDS=str(TIMEOUT),
         HELPDESK_TIMEOUT_KEEP_ALIVE_SECONDS="1",
         HELPDESK_MAX_QUEUED_TOKENS="2048",
         HELPDESK_LOG_LEVEL="WARNING",
-    )
-    try:
-        wait_ready(port, process)
+    ) as port:
         yield port
-    finally:
-        stop(process)
 
 
 def open_stalled(port: int, first_bytes: bytes) -> socket.socket:
@@ -301,13 +295,15 @@ def read_to_close(sock: socket.socket, until: float) -> tuple[float | None, byte
     return None, data
 
 
+# keyed: a keyless body is answered 401 from its head at once (tests/test_auth_before_body.py)
 STALLED_BODY = (
     b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    b'Content-Length: 1000\r\n\r\n{"messages": ['
+    + f"X-API-Key: {KEY}\r\n".encode()
+    + b'Content-Length: 1000\r\n\r\n{"messages": ['
 )
 
 
-def test_stalled_connections_without_a_key_lock_no_one_out_and_are_closed(
+def test_stalled_connections_lock_no_one_out_and_are_closed(
     keyed_server: int,
 ) -> None:
     port = keyed_server

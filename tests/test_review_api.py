@@ -18,6 +18,8 @@ from serving.errors import UserError
 from serving.feedback import FeedbackStore
 from tests.review_fixture import QUEUE, agent_flag, write_report
 
+PAGE = "http://127.0.0.1:8100"  # the page's own default host and port
+
 
 @pytest.fixture
 def settings(tmp_path: Path, tiny_release: Path, feedback_url: str) -> ReviewSettings:
@@ -31,7 +33,7 @@ def settings(tmp_path: Path, tiny_release: Path, feedback_url: str) -> ReviewSet
 
 @pytest.fixture
 def client(settings: ReviewSettings) -> Iterator[TestClient]:
-    with TestClient(create_review_app(settings)) as test_client:
+    with TestClient(create_review_app(settings), base_url=PAGE) as test_client:
         yield test_client
 
 
@@ -229,3 +231,34 @@ def test_cli_names_a_malformed_line_in_one_line(tmp_path: Path) -> None:
     assert result.output.strip().splitlines() == [
         f"error: {folder / 'predictions.jsonl'}:1: text: Field required"
     ]
+
+
+@pytest.mark.parametrize(
+    "host, origin, status",
+    [
+        ("127.0.0.1:8100", None, 200),
+        ("localhost:8100", "http://localhost:8100", 200),
+        ("attacker.example:8100", None, 403),  # DNS rebinding: another name, this address
+        ("127.0.0.1:8100", "http://attacker.example:8100", 403),  # a cross-origin write
+    ],
+)
+def test_the_page_answers_only_its_own_host_and_origin(
+    settings: ReviewSettings, host: str, origin: str | None, status: int
+) -> None:
+    headers = {"Host": host, **({"Origin": origin} if origin else {})}
+    judgement = {"sample_id": "a1", "head": "complaint", "label": 1}
+    with TestClient(create_review_app(settings), base_url=PAGE) as client:
+        response = client.post("/api/judgements", json=judgement, headers=headers)
+        assert response.status_code == status, response.text
+        read = client.get("/api/feedback", headers={"Host": host})
+        assert read.status_code == (403 if host.startswith("attacker") else 200)
+    if status == 403:
+        assert response.json()["error"]["type"] == "forbidden"
+
+
+def test_allowed_hosts_can_be_set(settings: ReviewSettings) -> None:
+    from evaluation.review.settings import allowed_host_headers
+
+    assert "127.0.0.1:8100" in allowed_host_headers(settings)
+    settings.allowed_hosts = ["review.internal"]
+    assert allowed_host_headers(settings) == {"review.internal", "review.internal:8100"}

@@ -67,13 +67,14 @@ def review_url(tmp_path: Path, tiny_release: Path) -> Iterator[tuple[str, str]]:
 
     store_url = f"sqlite:///{tmp_path / 'feedback.db'}"
     FeedbackStore.open(store_url).add([agent_flag("crm-77")])
+    port = _free_port()
     settings = ReviewSettings(
         report_dir=write_report(tmp_path / "report"),
         model_dir=tiny_release,
         store_url=store_url,
         reviewer="qa-browser",
+        port=port,
     )
-    port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             create_review_app(settings), host="127.0.0.1", port=port, log_level="warning"

@@ -7,8 +7,14 @@ abused? Prints numbers; asserts nothing (the tests assert the behaviour at small
    closed the stalled connections.
 2. `large`: 5 clients keep maximum-size requests (max_messages x max_chars) in the server
    while one-message requests arrive at a fixed rate: their statuses and latency.
+3. `keyless_bodies`: N clients without a key each send maximum-size bodies (max_body_bytes),
+   one after another, while the keyed client sends at a fixed rate: the keyless statuses, the
+   keyed statuses and latency, and the server's resident memory before, at peak and after.
+4. `host` (with `--review-report`): the review page with a foreign `Host` (DNS rebinding) and
+   a foreign `Origin` on a write: the statuses.
 
-`python -m evaluation.bench.reliability [--model models/release] [--stalled 500]`
+`python -m evaluation.bench.reliability [--model models/release] [--stalled 500]
+[--keyless 200] [--review-report reports/eval]`
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from evaluation.bench.load import percentiles
-from evaluation.bench.server import Server, free_port, serve
+from evaluation.bench.server import Server, free_port, rss_mb, serve
 from serving.auth import hash_key
 from serving.contract import RELEASE_DIR
 from serving.settings import Settings
@@ -141,12 +148,94 @@ async def large(
     }
 
 
+async def keyless_bodies(
+    server: Server, settings: Settings, clients: int, rate: float, seconds: float
+) -> dict[str, object]:
+    port = int(server.url.rsplit(":", 1)[1])
+    body = b'{"messages": [{"text": "' + b"x" * (settings.max_body_bytes - 40) + b'"}]}'
+    head = (
+        b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    statuses: dict[str, int] = {}
+    peak = before = rss_mb(server.pid)
+    stop = time.monotonic() + seconds
+
+    async def one_client() -> None:
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(head + body)
+                line = await asyncio.wait_for(reader.readline(), 30)
+                status = line.split(b" ")[1].decode() if line else "closed"
+                writer.close()
+            except (ConnectionError, TimeoutError, IndexError):
+                status = "error"
+            statuses[status] = statuses.get(status, 0) + 1
+
+    async def watch_memory() -> None:
+        nonlocal peak
+        while time.monotonic() < stop + 1:
+            peak = max(peak, rss_mb(server.pid))
+            await asyncio.sleep(0.2)
+
+    tasks = [asyncio.ensure_future(one_client()) for _ in range(clients)]
+    watcher = asyncio.ensure_future(watch_memory())
+    keyed_statuses, keyed_latency = await keyed_load(server.url, rate, seconds)
+    await asyncio.gather(*tasks, watcher)
+    await asyncio.sleep(2)
+    return {
+        "keyless_clients": clients,
+        "body_bytes": len(body),
+        "keyless_statuses": statuses,
+        "keyed_rate_per_s": rate,
+        "keyed_statuses": keyed_statuses,
+        "keyed_latency_ms": keyed_latency,
+        "rss_mb": {"before": before, "peak": peak, "after": rss_mb(server.pid)},
+    }
+
+
+def host_check(report: Path, model: Path) -> dict[str, int]:
+    """Statuses of the review page for its own Host, a foreign Host and a foreign Origin."""
+    port = free_port()
+    command = [sys.executable, "-m", "serving.cli", "review", str(report), "--model", str(model)]
+    command += ["--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{url}/api/feedback", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        judgement = {"sample_id": "none", "head": "complaint", "label": 1}
+        cases = {
+            "own_host_read": ("GET", {}),
+            "foreign_host_read": ("GET", {"Host": f"attacker.example:{port}"}),
+            "foreign_host_write": ("POST", {"Host": f"attacker.example:{port}"}),
+            "foreign_origin_write": ("POST", {"Origin": f"http://attacker.example:{port}"}),
+        }
+        out = {}
+        for name, (method, headers) in cases.items():
+            path = "/api/feedback" if method == "GET" else "/api/judgements"
+            body = None if method == "GET" else judgement
+            out[name] = httpx.request(method, url + path, json=body, headers=headers).status_code
+        return out
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=RELEASE_DIR)
     parser.add_argument("--stalled", type=int, default=500)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the large run")
+    parser.add_argument("--keyless", type=int, default=200, help="keyless max-size clients")
+    parser.add_argument("--review-report", type=Path, default=None, help="report for `host`")
     args = parser.parse_args()
     settings = Settings()
     port = free_port()
@@ -161,7 +250,13 @@ def main() -> None:
         print(json.dumps({"scenario": "stalled", **result}))
         result = asyncio.run(large(server, settings, args.rate, args.seconds))
         print(json.dumps({"scenario": "large", **result}))
+        result = asyncio.run(
+            keyless_bodies(server, settings, args.keyless, args.rate, args.seconds)
+        )
+        print(json.dumps({"scenario": "keyless_bodies", **result}))
         after = httpx.get(f"{server.url}/readyz", timeout=5).status_code
+    if args.review_report is not None:
+        print(json.dumps({"scenario": "host", **host_check(args.review_report, args.model)}))
     print(json.dumps({"readyz_after": after, "load_average_after": os.getloadavg()}))
 
 

@@ -10,11 +10,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from evaluation.review import api
-from evaluation.review.settings import ReviewSettings
+from evaluation.review.settings import ReviewSettings, allowed_host_headers
 from evaluation.review.state import load_state
-from serving.http import install_error_handlers
+from serving.errors import Kind
+from serving.http import error_response, install_error_handlers
 
 __all__ = ["STATIC", "create_review_app"]
 
@@ -43,4 +45,36 @@ def create_review_app(settings: ReviewSettings | None = None) -> FastAPI:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
 
     install_error_handlers(app)
+    app.add_middleware(HostCheck, allowed=allowed_host_headers(settings))
     return app
+
+
+class HostCheck:
+    """The page has no login, so it answers only its own names: a `Host` outside `allowed`
+    (a page on another origin that resolves to this address) gets 403, and so does a write
+    whose `Origin` is not one of them."""
+
+    def __init__(self, app: ASGIApp, allowed: frozenset[str]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            host = headers.get("host", "").lower()
+            origin = headers.get("origin")
+            write = scope["method"] not in ("GET", "HEAD", "OPTIONS")
+            problem = None
+            if host not in self.allowed:
+                problem = f"this page answers only {sorted(self.allowed)}, not Host {host!r}"
+            elif write and origin is not None and _origin_host(origin) not in self.allowed:
+                problem = f"a write from origin {origin!r} is refused"
+            if problem is not None:
+                await error_response(Kind.FORBIDDEN, problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _origin_host(origin: str) -> str:
+    """`http://name:port` -> `name:port` (an opaque `null` origin matches nothing)."""
+    return origin.split("://", 1)[-1].rstrip("/").lower()

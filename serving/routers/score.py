@@ -54,6 +54,11 @@ async def score(
     check_limits(body, runtime.settings)
     threads = [(m.turns(), m.text) for m in body.messages]
     texts, contexts = flatten_threads(threads)
+    over_limit(
+        len(texts),
+        runtime.settings.max_texts_per_request,
+        "texts to score (messages and their customer history turns)",
+    )
     occlusions = [plan(m.text) for m in body.messages] if body.explain else []
     variants = [v for o in occlusions for v in o.variants]
     own_contexts = [own for _, own in split_threads(contexts, threads)]  # each message's thread
