@@ -236,21 +236,25 @@ def tiny_release(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="session")
-def tiny_context_release(
+def tiny_context_run(
     tiny_encoder: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A tiny thread-reading model (16 tokens of message, 16 of context), trained briefly and
-    exported like the release."""
+    """A tiny thread-reading model's training run (16 tokens of message, 16 of context)."""
     from training.config import load_config
-    from training.export import export
     from training.train import train
 
     runs = tmp_path_factory.mktemp("context-runs")
     overrides = _tiny_overrides(tiny_encoder, tiny_dataset, runs, "tiny-context")
-    config = load_config(overrides=[*overrides, "context_length=16"])
-    return export(
-        train(config), tmp_path_factory.mktemp("context-release") / "model", min_behaviour=0.0
-    )
+    return train(load_config(overrides=[*overrides, "context_length=16"]))
+
+
+@pytest.fixture(scope="session")
+def tiny_context_release(tiny_context_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny thread-reading model, exported like the release."""
+    from training.export import export
+
+    folder = tmp_path_factory.mktemp("context-release") / "model"
+    return export(tiny_context_run, folder, min_behaviour=0.0)
 
 
 @pytest.fixture

@@ -262,3 +262,54 @@ def test_calibrate_only_reproduces_the_run_calibration(tiny_run: Path, tmp_path:
     for head in HEADS:
         assert fresh["temperature"][head] == pytest.approx(original["temperature"][head], rel=1e-3)
     assert fresh["thresholds"] == pytest.approx(original["thresholds"], abs=1e-3)
+
+
+def test_an_eager_attention_export_fuses_its_attention_with_parity(
+    tiny_encoder: Path, tmp_path: Path
+) -> None:
+    """The speed lever of `evaluation.bench.levers`: onnxruntime's transformer optimizer fuses
+    every layer's attention of an eager-attention export (none of an SDPA one), and the fused
+    graph scores as the unfused one does."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from serving.text import TONE_FEATURES
+    from training.export import onnx_fp32
+    from training.model import MultiTaskModel
+    from training.quantize import fuse
+
+    model = MultiTaskModel.from_encoder(str(tiny_encoder), context=True).eval()
+    sdpa, eager = tmp_path / "sdpa.onnx", tmp_path / "eager.onnx"
+    onnx_fp32(model, sdpa, 16)
+    counts_sdpa = fuse(sdpa, tmp_path / "sdpa.fused.onnx", num_heads=2, hidden_size=32)
+    onnx_fp32(model.eager_attention(), eager, 16)
+    counts = fuse(eager, tmp_path / "fused.onnx", num_heads=2, hidden_size=32)
+    assert counts_sdpa.get("Attention", 0) == 0 and counts["Attention"] == 2
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 40, size=(3, 16)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    types = np.zeros_like(ids)
+    types[:, 12:] = 1
+    tone = rng.random((3, len(TONE_FEATURES))).astype(np.float32)
+    feeds = {"input_ids": ids, "attention_mask": mask, "tone": tone, "token_type_ids": types}
+    scores = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        for p in (sdpa, tmp_path / "fused.onnx")
+    ]
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+
+
+def test_a_fused_export_passes_every_gate(tiny_context_run: Path, tmp_path: Path) -> None:
+    from training.export import export
+
+    folder = export(tiny_context_run, tmp_path / "fused", min_behaviour=0.0, fused=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["graph"] == "fused" and manifest["quantization"] == "int8-static-qdq"
+    assert {"Attention"} <= {n.op_type for n in _graph_nodes(folder / "model.onnx")}
+
+
+def _graph_nodes(path: Path) -> list[object]:
+    import onnx
+
+    return list(onnx.load(str(path)).graph.node)

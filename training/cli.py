@@ -120,6 +120,13 @@ def export(
             "(default: training.export.BEHAVIOUR_GATE, set from the best model so far)."
         ),
     ] = None,
+    fused: Annotated[
+        bool,
+        typer.Option(
+            help="Export with eager attention and fuse the graph (Attention, LayerNorm, GELU) "
+            "before quantization; measured in docs/benchmark-profiling.md."
+        ),
+    ] = False,
 ) -> None:
     """Export a run to int8 ONNX with parity checks, manifest and model card."""
     with user_errors("train"):
@@ -132,5 +139,6 @@ def export(
             version=version,
             quantization=str(quantization),
             min_behaviour=BEHAVIOUR_GATE if min_behaviour is None else min_behaviour,
+            fused=fused,
         )
     typer.echo(f"exported {folder}")

@@ -36,7 +36,7 @@ from serving.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
 from training.model import MultiTaskModel
 from training.model_card import model_card
-from training.quantize import quantize
+from training.quantize import fuse, quantize
 from training.reference import reference
 from training.run_folder import FP32_ONNX_FILE, load_run
 from training.tracking import log_to_run
@@ -180,8 +180,11 @@ def export(
     version: str = "0.1.0",
     quantization: str = "static",
     min_behaviour: float = BEHAVIOUR_GATE,
+    fused: bool = False,
 ) -> Path:
-    """Export the run's best weights into a release folder `out`; return it.
+    """Export the run's best weights into a release folder `out`; return it. `fused` exports
+    with eager attention and fuses the fp32 graph (`training.quantize.fuse`) before the parity
+    check and quantization.
 
     Everything is built in `out`.partial and moved into place only when the parity, AUROC and
     batch-consistency checks pass, so a failed export never leaves a folder that looks
@@ -198,7 +201,14 @@ def export(
     model = run.model()
 
     fp32 = run_dir / FP32_ONNX_FILE
-    onnx_fp32(model, fp32, config.max_length)
+    if fused:
+        eager = fp32.with_suffix(".eager.onnx")
+        onnx_fp32(model.eager_attention(), eager, config.max_length)
+        encoder = model.encoder.config
+        heads, hidden = encoder.num_attention_heads, encoder.hidden_size
+        fuse(eager, fp32, num_heads=heads, hidden_size=hidden)
+    else:
+        onnx_fp32(model, fp32, config.max_length)
     data = pd.read_parquet(config.data)
     dev = data[data["split"] == "dev"].reset_index(drop=True)
     test = data[data["split"] == "test"].reset_index(drop=True)
@@ -231,6 +241,7 @@ def export(
         "max_length": config.max_length,
         "context_length": config.context_length,
         "quantization": "fp32",
+        "graph": "fused" if fused else "plain",
         "calibration": {
             "temperature": calibration["temperature"],
             "fitted_on": calibration["fitted_on"],

@@ -46,6 +46,12 @@ class MultiTaskModel(nn.Module):
             encoder.config.num_hidden_layers = layers
         return cls(encoder, dropout, context)
 
+    def eager_attention(self) -> MultiTaskModel:
+        """Use the encoder's eager attention (same math as SDPA), whose exported pattern
+        onnxruntime's transformer optimizer fuses into Attention nodes."""
+        self.encoder.set_attn_implementation("eager")
+        return self
+
     def forward(
         self,
         input_ids: torch.Tensor,

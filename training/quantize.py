@@ -112,6 +112,21 @@ def calibration_reader(
     )
 
 
+def fuse(fp32: Path, fused: Path, *, num_heads: int, hidden_size: int) -> dict[str, int]:
+    """onnxruntime's transformer optimizer on an fp32 BERT graph: Attention, EmbedLayerNorm,
+    SkipLayerNorm and BiasGelu fusion. It finds the attention only in a graph exported with
+    eager attention (`MultiTaskModel.eager_attention`): the SDPA export's pattern is not
+    recognised. Returns the fused-operator counts."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimized = optimize_model(
+        str(fp32), model_type="bert", num_heads=num_heads, hidden_size=hidden_size
+    )
+    optimized.save_model_to_file(str(fused))
+    counts: dict[str, int] = optimized.get_fused_operator_statistics()
+    return {name: count for name, count in counts.items() if count}
+
+
 def quantize(
     fp32: Path,
     int8: Path,

@@ -23,8 +23,10 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
@@ -34,6 +36,9 @@ from evaluation.bench.model import inputs
 from evaluation.bench.server import SENTENCES
 from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, RELEASE_DIR, TOKENIZER_FILE
 from serving.text import TONE_FEATURES, load_tokenizer
+
+if TYPE_CHECKING:
+    from training.model import MultiTaskModel
 
 __all__ = ["Variant", "measure"]
 
@@ -116,7 +121,42 @@ def same_shape_graphs(release: Path, folder: Path, depths: tuple[int, ...]) -> d
         graphs["same shape, static QDQ, per-tensor, every MatMul"] = static(
             fp32, folder / "qdq_tensor_all.onnx", per_channel=False, nodes_to_exclude=[]
         )
+        graphs.update(fused_graphs(copy.deepcopy(loaded.model), loaded.max_length, folder, static))
     return graphs
+
+
+def fused_graphs(
+    model: MultiTaskModel, max_length: int, folder: Path, static: Callable[..., Path]
+) -> dict[str, Path]:
+    """The stand-in exported with eager attention and fused by onnxruntime's transformer
+    optimizer: fp32, the release's static QDQ recipe on it (the fused Attention nodes stay fp32:
+    QDQ cannot quantize them), and dynamic int8 (QAttention; per-batch activation scales)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from training.export import onnx_fp32
+    from training.quantize import fuse
+
+    eager = folder / "eager.fp32.onnx"
+    onnx_fp32(model.eager_attention(), eager, max_length)
+    fused = folder / "fused.fp32.onnx"
+    config = model.encoder.config
+    counts = fuse(
+        eager, fused, num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+    )
+    print(f"fused operators: {counts}")
+    dynamic = folder / "fused.dynamic.onnx"
+    quantize_dynamic(
+        str(fused),
+        str(dynamic),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        extra_options={"DefaultTensorType": 1},  # FLOAT: the fused graph lacks some type info
+    )
+    return {
+        "fused (eager export), fp32": fused,
+        "fused, static QDQ": static(fused, folder / "fused.qdq.onnx"),
+        "fused, dynamic int8 (QAttention)": dynamic,
+    }
 
 
 def variants(release: Path, graphs: dict[str, Path], student: Path | None) -> list[Variant]:
