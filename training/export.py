@@ -50,9 +50,9 @@ MAX_AUROC_DROP = 0.005
 MAX_BATCH_DIFF = 1e-4
 CONSISTENCY_BATCH = 16
 #: Lowest behaviour-suite pass rate (`evaluation.behaviour`) a release may have, set from the
-#: best model so far: 0.3.0 passes 71.4% of the 301 checks (0.2.0: 66.1%); a new release may
-#: not fall below it.
-BEHAVIOUR_GATE = 0.71
+#: best model so far: 0.4.0 passes 78.4% of the 301 checks (0.3.0: 71.4%, 0.2.0: 66.1%); a new
+#: release may not fall below it.
+BEHAVIOUR_GATE = 0.78
 OPSET = 17
 #: Scored one at a time at export and again by the server before it swaps a model in.
 GOLDEN_TEXTS = (

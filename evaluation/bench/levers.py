@@ -3,6 +3,7 @@ optimisation levels and thread counts on the released int8 graph; quantization f
 smaller students on graphs of the same shape.
 
     python -m evaluation.bench.levers --out reports/levers.json
+    python -m evaluation.bench.levers --only plain=models/candidate fused=models/candidate-fused
 
 Calls are interleaved (each repeat runs every variant once), so a slow moment of the VM falls
 on all variants alike. Every session runs as the server's does, without spinning threads:
@@ -178,16 +179,20 @@ def measure(variants: list[Variant], release: Path, repeats: int) -> list[dict[s
     for batch, tokens in SHAPES:
         ids, mask = inputs(tokenizer, tokens, batch)
         tone = np.zeros((batch, len(TONE_FEATURES)), dtype=np.float32)
-        feeds = dict(zip(INPUT_NAMES, (ids, mask, tone, np.zeros_like(ids)), strict=True))
+        given = dict(zip(INPUT_NAMES, (ids, mask, tone, np.zeros_like(ids)), strict=True))
+        # each graph gets the inputs it declares (a thread-reading model adds token_type_ids)
+        feeds_of = {
+            v.name: {i.name: given[i.name] for i in session.get_inputs()} for v, session in sessions
+        }
         seconds: dict[str, list[float]] = {v.name: [] for v in variants}
-        for _, session in sessions:
+        for variant, session in sessions:
             for _ in range(3):
-                session.run([OUTPUT_NAME], feeds)
+                session.run([OUTPUT_NAME], feeds_of[variant.name])
         count = repeats if batch == 1 else max(5, repeats // 3)
         for _ in tqdm(range(count), desc=f"batch {batch}, {tokens} tokens", unit="round"):
             for variant, session in sessions:
                 started = time.perf_counter()
-                session.run([OUTPUT_NAME], feeds)
+                session.run([OUTPUT_NAME], feeds_of[variant.name])
                 seconds[variant.name].append(time.perf_counter() - started)
         for variant in variants:
             p50, p90 = np.percentile(seconds[variant.name], [50, 90]) * 1000
@@ -211,10 +216,22 @@ def main() -> None:
     parser.add_argument("--depths", type=int, nargs="+", default=[6, 4, 3])
     parser.add_argument("--student", type=Path, default=None, help="a trained student's release")
     parser.add_argument("--out", type=Path, default=Path("reports/levers.json"))
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME=MODEL_DIR",
+        help="time only these model folders' graphs, interleaved (e.g. plain and fused exports)",
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="levers-") as folder:
-        graphs = same_shape_graphs(args.release, Path(folder), tuple(args.depths))
-        rows = measure(variants(args.release, graphs, args.student), args.release, args.repeats)
+    if args.only:
+        folders = dict(item.split("=", 1) for item in args.only)
+        chosen = [Variant(name, Path(folder) / MODEL_FILE) for name, folder in folders.items()]
+        rows = measure(chosen, args.release, args.repeats)
+    else:
+        with tempfile.TemporaryDirectory(prefix="levers-") as folder:
+            graphs = same_shape_graphs(args.release, Path(folder), tuple(args.depths))
+            chosen = variants(args.release, graphs, args.student)
+            rows = measure(chosen, args.release, args.repeats)
     print(f"{'variant':42} {'batch':>5} {'tokens':>6} {'p50 ms':>8} {'p90 ms':>8} {'ms/msg':>7}")
     for r in rows:
         print(

@@ -10,7 +10,10 @@ abused? Prints numbers; asserts nothing (the tests assert the behaviour at small
 3. `keyless_bodies`: N clients without a key each send maximum-size bodies (max_body_bytes),
    one after another, while the keyed client sends at a fixed rate: the keyless statuses, the
    keyed statuses and latency, and the server's resident memory before, at peak and after.
-4. `host` (with `--review-report`): the review page with a foreign `Host` (DNS rebinding) and
+4. `largest`: on a one-thread server (the deploy layout), the largest request the limits
+   admit: max_messages messages whose histories make max_texts_per_request texts to score,
+   each as long as the body limit allows; its status and seconds against the deadline.
+5. `host` (with `--review-report`): the review page with a foreign `Host` (DNS rebinding) and
    a foreign `Origin` on a write: the statuses.
 
 `python -m evaluation.bench.reliability [--model models/release] [--stalled 500]
@@ -195,6 +198,35 @@ async def keyless_bodies(
     }
 
 
+def largest(model: Path, settings: Settings) -> dict[str, object]:
+    """The largest admitted request on one onnxruntime thread: status and seconds."""
+    per_message = max(1, settings.max_texts_per_request // settings.max_messages)
+    turns = min(settings.max_history, per_message - 1)
+    # as long as the body limit lets every text be (each is cut to the model's tokens anyway)
+    chars = min(
+        settings.max_chars,
+        int(0.9 * settings.max_body_bytes) // (settings.max_messages * (turns + 1)),
+    )
+    text = ("My order still has not arrived and nobody answers my emails. " * 400)[:chars]
+    messages = [{"text": text, "history": [text] * turns} for _ in range(settings.max_messages)]
+    texts = len(messages) * (turns + 1)
+    port = free_port()
+    command = [sys.executable, "-m", "serving.cli", "serve", "--model", str(model)]
+    command += ["--port", str(port)]
+    env = {"HELPDESK_THREADS": "1", "HELPDESK_LOG_LEVEL": "WARNING"}
+    with serve("largest", command, port, env) as server:
+        started = time.monotonic()
+        response = httpx.post(f"{server.url}/v1/score", json={"messages": messages}, timeout=120)
+        seconds = time.monotonic() - started
+    return {
+        "texts_scored": texts,
+        "chars_per_text": len(text),
+        "status": response.status_code,
+        "seconds": round(seconds, 2),
+        "deadline_s": settings.request_deadline_seconds,
+    }
+
+
 def host_check(report: Path, model: Path) -> dict[str, int]:
     """Statuses of the review page for its own Host, a foreign Host and a foreign Origin."""
     port = free_port()
@@ -255,6 +287,7 @@ def main() -> None:
         )
         print(json.dumps({"scenario": "keyless_bodies", **result}))
         after = httpx.get(f"{server.url}/readyz", timeout=5).status_code
+    print(json.dumps({"scenario": "largest", **largest(args.model, settings)}))
     if args.review_report is not None:
         print(json.dumps({"scenario": "host", **host_check(args.review_report, args.model)}))
     print(json.dumps({"readyz_after": after, "load_average_after": os.getloadavg()}))
