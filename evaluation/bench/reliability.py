@@ -7,9 +7,10 @@ abused? Prints numbers; asserts nothing (the tests assert the behaviour at small
    closed the stalled connections.
 2. `large`: 5 clients keep maximum-size requests (max_messages x max_chars) in the server
    while one-message requests arrive at a fixed rate: their statuses and latency.
-3. `keyless_bodies`: N clients without a key each send maximum-size bodies (max_body_bytes),
-   one after another, while the keyed client sends at a fixed rate: the keyless statuses, the
-   keyed statuses and latency, and the server's resident memory before, at peak and after.
+3. `keyless_bodies`: N clients without a key send maximum-size bodies (max_body_bytes), once
+   each (a wave) and then back to back (a storm), while the keyed client sends at a fixed
+   rate: the keyless statuses, the keyed statuses and latency, and the server's resident
+   memory before, at peak and after.
 4. `largest`: on a one-thread server (the deploy layout), the largest request the limits
    admit: max_messages messages whose histories make max_texts_per_request texts to score,
    each as long as the body limit allows; its status and seconds against the deadline.
@@ -152,8 +153,10 @@ async def large(
 
 
 async def keyless_bodies(
-    server: Server, settings: Settings, clients: int, rate: float, seconds: float
+    server: Server, settings: Settings, clients: int, rate: float, seconds: float, storm: bool
 ) -> dict[str, object]:
+    """`storm`: each keyless client sends again as soon as it is answered, for `seconds`;
+    otherwise each sends one body (a wave of `clients` at once)."""
     port = int(server.url.rsplit(":", 1)[1])
     body = b'{"messages": [{"text": "' + b"x" * (settings.max_body_bytes - 40) + b'"}]}'
     head = (
@@ -165,7 +168,9 @@ async def keyless_bodies(
     stop = time.monotonic() + seconds
 
     async def one_client() -> None:
-        while time.monotonic() < stop:
+        first = True
+        while first or (storm and time.monotonic() < stop):
+            first = False
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(head + body)
@@ -189,6 +194,7 @@ async def keyless_bodies(
     await asyncio.sleep(2)
     return {
         "keyless_clients": clients,
+        "keyless_mode": "storm" if storm else "wave",
         "body_bytes": len(body),
         "keyless_statuses": statuses,
         "keyed_rate_per_s": rate,
@@ -282,10 +288,11 @@ def main() -> None:
         print(json.dumps({"scenario": "stalled", **result}))
         result = asyncio.run(large(server, settings, args.rate, args.seconds))
         print(json.dumps({"scenario": "large", **result}))
-        result = asyncio.run(
-            keyless_bodies(server, settings, args.keyless, args.rate, args.seconds)
-        )
-        print(json.dumps({"scenario": "keyless_bodies", **result}))
+        for storm in (False, True):
+            result = asyncio.run(
+                keyless_bodies(server, settings, args.keyless, args.rate, args.seconds, storm)
+            )
+            print(json.dumps({"scenario": "keyless_bodies", **result}))
         after = httpx.get(f"{server.url}/readyz", timeout=5).status_code
     print(json.dumps({"scenario": "largest", **largest(args.model, settings)}))
     if args.review_report is not None:
