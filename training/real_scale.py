@@ -32,6 +32,8 @@ from training.gold import LABEL_KEYS, jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
 from training.real_scale_checks import retired_checks
 from training.real_scale_labels import (
+    AGREEMENT_KEYS,
+    HEAD_KEYS,
     TAGS,
     IncompleteAnswers,
     parse_answers,
@@ -43,8 +45,6 @@ __all__ = ["CHECK_KAPPA", "SCALE_DIR", "build", "held_back_threads", "scale_spli
 
 SCALE_DIR = Path("data/real_scale")
 CHECK_KAPPA = 0.75
-HEAD_KEYS = ("frustration", "boredom", "complaint", "legitimacy")
-AGREEMENT_KEYS = (*HEAD_KEYS, "frustration_level", "route")
 EDITS = ("tone_calm", "tone_angry", "reference_added", "reference_removed", "name", "typos")
 
 

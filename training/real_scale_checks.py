@@ -38,7 +38,7 @@ import pandas as pd
 from serving.errors import UserError
 from training.gold import jsonl_records
 from training.real_gold import REAL_GOLD_DIR
-from training.real_scale_labels import parse_answers
+from training.real_scale_labels import AGREEMENT_KEYS, HEAD_KEYS, parse_answers
 
 __all__ = [
     "CONTEST_MIN_SEEN",
@@ -55,8 +55,6 @@ CONTEST_SHARE = 0.5
 CONTEST_MIN_SEEN = 3
 REVIEW_FILE = "check_review.jsonl"
 VERDICTS = ("A", "B", "undecided")
-HEAD_KEYS = ("frustration", "boredom", "complaint", "legitimacy")
-LABEL_FIELDS = (*HEAD_KEYS, "frustration_level", "route")
 _QUESTIONS = {
     "frustration": "Is the customer frustrated (mild or strong)?",
     "boredom": "Is the customer disengaged (boredom)?",
@@ -215,7 +213,7 @@ def write_adjudication_batch(root: Path, pool: pd.DataFrame) -> int:
         for i in sorted(gated.second)
         if i in gated.first
         and i not in done
-        and any(gated.first[i][k] != gated.second[i][k] for k in LABEL_FIELDS)
+        and any(gated.first[i][k] != gated.second[i][k] for k in AGREEMENT_KEYS)
     ]
     texts = pool.set_index("id")[["history", "text"]]
     blocks = []

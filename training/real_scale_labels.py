@@ -17,9 +17,19 @@ from serving.contract import FRUSTRATION_LEVELS
 from serving.errors import UserError
 from training.real_gold import ROUTES
 
-__all__ = ["TAGS", "IncompleteAnswers", "parse_answers", "policy_route"]
+__all__ = [
+    "AGREEMENT_KEYS",
+    "HEAD_KEYS",
+    "TAGS",
+    "IncompleteAnswers",
+    "parse_answers",
+    "policy_route",
+]
 
 TAGS = ("sarcasm", "repeat", "no_object", "unsure", "non_english")
+#: The heads an answer line labels, and every label that agreement is measured on.
+HEAD_KEYS = ("frustration", "boredom", "complaint", "legitimacy")
+AGREEMENT_KEYS = (*HEAD_KEYS, "frustration_level", "route")
 
 
 class IncompleteAnswers(UserError):
