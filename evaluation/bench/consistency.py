@@ -7,7 +7,8 @@ and prints how far the two differ and how many messages change a thresholded dec
 The released int8 model is quantized statically (activation scales fixed at export), so it
 should differ only by float rounding, like fp32; a dynamically quantized model (`export
 --quantization dynamic`) picks one activation scale per tensor from the whole batch, so other
-messages (and their padding) shift a message's score. Export runs the same function as a gate.
+messages (and their padding) shift a message's score. Export runs the same function
+(`serving.consistency.batch_dependence`) as a gate.
 A benchmark, not a test: it prints numbers and asserts nothing.
 """
 
@@ -20,40 +21,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from serving.contract import HEADS, RELEASE_DIR
-from serving.decide import DecisionRules, decide, rules_in_force
-from serving.route_policy import load_policy
+from serving.consistency import batch_dependence
+from serving.contract import RELEASE_DIR
 from serving.scorer import Scorer
-
-
-def batch_dependence(scorer: Scorer, texts: list[str], batch: int, seed: int) -> dict[str, float]:
-    """Alone vs in random batches of `batch`: |difference| quantiles, and the share of messages
-    whose decision (a head's side of its threshold, or the route) changes, decided by serving
-    under the default routing policy."""
-    alone = np.stack([scorer.probabilities([text])[0] for text in texts])
-    together = np.zeros_like(alone)
-    order = np.random.default_rng(seed).permutation(len(texts))
-    for start in range(0, len(texts), batch):
-        rows = order[start : start + batch]
-        together[rows] = scorer.probabilities([texts[i] for i in rows], batch_size=batch)
-    rules = rules_in_force(scorer.manifest, load_policy())
-    diff = np.abs(alone - together)
-    flipped = [
-        _decision(a, rules) != _decision(t, rules) for a, t in zip(alone, together, strict=True)
-    ]
-    return {
-        "messages": len(texts),
-        "batch": batch,
-        "max_abs_diff": float(diff.max()),
-        "p99_abs_diff": float(np.quantile(diff, 0.99)),
-        "mean_abs_diff": float(diff.mean()),
-        "share_with_a_flipped_decision": float(np.mean(flipped)),
-    }
-
-
-def _decision(row: np.ndarray, rules: DecisionRules) -> tuple[object, ...]:
-    decision = decide(dict(zip(HEADS, row.tolist(), strict=True)), rules)
-    return (*decision.above.values(), decision.route.name)
 
 
 def main() -> None:

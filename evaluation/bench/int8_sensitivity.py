@@ -63,8 +63,8 @@ def _drops(
     from onnxruntime.quantization import quantize_static
 
     from training.export import MAX_AUROC_DROP
+    from training.predict import auroc_by_head
     from training.quantize import calibration_reader, static_recipe
-    from training.train import auroc_by_head
 
     config = run.config
     reader = calibration_reader(
@@ -83,9 +83,9 @@ def _drops(
 
 def main() -> None:
     from training.export import onnx_fp32
+    from training.predict import auroc_by_head, contexts_of
     from training.quantize import is_down_projection
     from training.run_folder import load_run
-    from training.train import auroc_by_head, contexts_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)

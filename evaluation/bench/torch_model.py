@@ -37,9 +37,9 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
     same shape calibrated like `release`. Needs the train extra (torch, transformers)."""
     import torch
 
+    from training.config import default_encoder
     from training.model import MultiTaskModel
     from training.run_folder import load_run
-    from training.train import default_encoder
 
     if run is None:
         manifest = json.loads((release / MANIFEST_FILE).read_text())
