@@ -136,7 +136,7 @@ def input_files(source: Path) -> list[Path]:
             if "text" not in names:
                 raise UserError(f"{file}: the Parquet schema needs a 'text' column")
         elif _suffix(file) == ".csv":
-            with file.open(encoding="utf-8", errors="replace", newline="") as handle:
+            with file.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
                 next(parse_stream(handle, file.name), None)  # raises on a header without text
     return files
 
@@ -148,7 +148,7 @@ def _suffix(path: Path | str) -> str:
 def _records(f: pa.NativeFile, path: str) -> Iterator[Row | tuple[int, str]]:
     """Checked rows of one file; Parquet rows are numbered from 1 like lines."""
     if _suffix(path) != ".parquet":
-        handle = io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline="")
+        handle = io.TextIOWrapper(f, encoding="utf-8-sig", errors="replace", newline="")
         yield from parse_stream(handle, path)
         return
     table = pq.ParquetFile(pa.BufferReader(f.readall()))

@@ -131,3 +131,12 @@ def test_a_failed_run_leaves_no_half_output(tmp_path: Path) -> None:
         raise RuntimeError("the scorer failed mid-run")
     assert out.read_text() == '{"kept": true}\n'
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_the_ray_engine_reads_a_bom_and_keeps_the_id() -> None:
+    import pyarrow as pa
+
+    from serving.bulk_ray import _records
+
+    rows = list(_records(pa.BufferReader("\ufeffid,text\n7,hello\n".encode()), "in.csv"))
+    assert [(r.id, r.text) for r in rows if isinstance(r, Row)] == [("7", "hello")]
