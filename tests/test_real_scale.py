@@ -321,6 +321,16 @@ def test_a_retired_check_leaves_the_gate_and_p02_passes(scale: tuple[Path, Path]
     assert "MESSAGE: ok" in text and "gold" not in text  # the reviewer never sees which is gold
 
 
+def test_an_answered_review_key_is_never_replaced(scale: tuple[Path, Path]) -> None:
+    gold_dir, root = scale
+    _contest_boredom_check(root)
+    _review(root, gold_dir, ("other", "other"))
+    before = (root / "review_key.jsonl").read_bytes()
+    with pytest.raises(UserError, match="reviewers answered it"):
+        write_review_batch(pd.DataFrame(), pd.DataFrame(), root, seed=0)
+    assert (root / "review_key.jsonl").read_bytes() == before
+
+
 def test_a_review_file_without_reasons_is_refused(scale: tuple[Path, Path]) -> None:
     gold_dir, root = scale
     _contest_boredom_check(root)

@@ -17,7 +17,15 @@ from serving.contract import FRUSTRATION_LEVELS, HEADS
 from serving.errors import UserError
 from training.dataset_rules import GOLD_SALT, GOLD_SPLITS, hash_split
 
-__all__ = ["LABEL_KEYS", "agreement", "assign_split", "jsonl_records", "load_labelled", "validate"]
+__all__ = [
+    "LABEL_KEYS",
+    "agreement",
+    "assign_split",
+    "jsonl_records",
+    "load_labelled",
+    "validate",
+    "write_jsonl_records",
+]
 
 LABEL_KEYS = (*HEADS, "frustration_level")
 
@@ -39,6 +47,13 @@ def validate(record: dict[str, object], where: str) -> dict[str, object]:
     if record["complaint"] == 0 and legit is not None:
         raise UserError(f"{where}: legitimacy must be null when complaint is 0")
     return record
+
+
+def write_jsonl_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """One JSON object a line, keys sorted and text unescaped, so a rebuild is byte-identical."""
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -28,7 +28,7 @@ from typing import Any
 from serving.errors import UserError
 from serving.files import sha256_file
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
-from training.gold import LABEL_KEYS, jsonl_records
+from training.gold import LABEL_KEYS, jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
 from training.real_scale_checks import retired_checks
 from training.real_scale_labels import (
@@ -39,6 +39,7 @@ from training.real_scale_labels import (
     parse_answers,
     parse_line,
     policy_route,
+    read_key,
 )
 
 __all__ = ["CHECK_KAPPA", "SCALE_DIR", "build", "held_back_threads", "scale_split"]
@@ -122,13 +123,6 @@ def gold_dev(real_gold_dir: Path) -> dict[str, dict[str, Any]]:
         for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")
         if r.get("split") == "dev"
     }
-
-
-def _batches(root: Path) -> dict[str, list[dict[str, Any]]]:
-    batches: dict[str, list[dict[str, Any]]] = {}
-    for _, record in jsonl_records(root / "key.jsonl"):
-        batches.setdefault(str(record["batch"]), []).append(record)
-    return batches
 
 
 def _answered(root: Path, batch: str, key: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -228,7 +222,7 @@ def gate(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> Gated:
     gold = gold_dev(real_gold_dir)
     retired = retired_checks(root)
     gated = Gated({}, {}, {}, [], [])
-    for batch, key in sorted(_batches(root).items()):
+    for batch, key in sorted(read_key(root).items()):
         answers = _answered(root, batch, key)
         if not answers:
             gated.gates[batch] = {"status": "pending"}
@@ -291,10 +285,8 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
             "adjudicated": i in adjudicated,
         }
     counterfactual = _counterfactuals(root, labelled)
-    for name, records in (("labelled", labelled.values()), ("counterfactual", counterfactual)):
-        with (root / f"{name}.jsonl").open("w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+    write_jsonl_records(root / "labelled.jsonl", labelled.values())
+    write_jsonl_records(root / "counterfactual.jsonl", counterfactual)
     report = summary(list(labelled.values()), counterfactual)
     rejected = Counter(
         p.name.split(".")[0] for p in (root / "labels" / "rejected").glob("*.a?.tsv")

@@ -26,7 +26,6 @@ adjudicator.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -36,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from serving.errors import UserError
-from training.gold import jsonl_records
+from training.gold import jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR
-from training.real_scale_labels import AGREEMENT_KEYS, HEAD_KEYS, parse_answers
+from training.real_scale_labels import AGREEMENT_KEYS, HEAD_KEYS, parse_answers, read_key
 
 __all__ = [
     "CONTEST_MIN_SEEN",
@@ -72,9 +71,7 @@ def answer_files(root: Path) -> list[Path]:
 def check_answers(root: Path, gold: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per (attempt, check question, head): the labeller's answer and the gold label.
     Legitimacy counts only where both call the message a complaint."""
-    key: dict[str, list[dict[str, Any]]] = {}
-    for _, record in jsonl_records(root / "key.jsonl"):
-        key.setdefault(str(record["batch"]), []).append(record)
+    key = read_key(root)
     rows = []
     for path in answer_files(root):
         batch = path.name.split(".")[0]
@@ -117,18 +114,24 @@ def contested(
 
 
 def write_review_batch(table: pd.DataFrame, pool: pd.DataFrame, root: Path, seed: int) -> None:
-    """`to_label/review.txt` for the reviewers and `review_key.jsonl` (which option is gold)."""
-    from training.real_scale_draw import render_batch
+    """`to_label/review.txt` for the reviewers and `review_key.jsonl` (which option is gold).
+    Refuses to replace a key the reviewers' files already answer: the review runs once, at a
+    fixed point, and later attempts would change which checks are contested."""
+    if (root / "review_key.jsonl").exists() and any((root / "review").glob("r*.tsv")):
+        raise UserError(
+            f"{root / 'review_key.jsonl'} exists and reviewers answered it; "
+            "to review again, move it and the review folder aside first"
+        )
+    from training.real_scale_draw import thread_block
 
     rng = np.random.default_rng(seed)
-    texts = pool.set_index("id")[["history", "text"]]
     blocks, keys = [], []
     for n, row in enumerate(table.itertuples(), 1):
         gold_is_a = bool(rng.integers(2))
         a, b = (row.gold, 1 - row.gold) if gold_is_a else (1 - row.gold, row.gold)
-        thread = render_batch(texts.loc[[row.id]].reset_index()).split("\n", 1)[1].rstrip()
+        question = _QUESTIONS[str(row.head)]
         blocks.append(
-            f"=== {n} ===\n{thread}\nQUESTION: {_QUESTIONS[str(row.head)]}\n"
+            f"=== {n} ===\n{thread_block(pool, str(row.id))}\nQUESTION: {question}\n"
             f"  A: {'yes' if a else 'no'}\n  B: {'yes' if b else 'no'}"
         )
         keys.append(
@@ -144,7 +147,7 @@ def write_review_batch(table: pd.DataFrame, pool: pd.DataFrame, root: Path, seed
         )
     (root / "to_label").mkdir(parents=True, exist_ok=True)
     (root / "to_label" / "review.txt").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-    _write_jsonl(root / "review_key.jsonl", keys)
+    write_jsonl_records(root / "review_key.jsonl", keys)
 
 
 def parse_review(path: Path, items: int) -> dict[int, tuple[str, str]]:
@@ -196,7 +199,7 @@ def review(root: Path) -> list[dict[str, Any]]:
                 "retired": all(v != entry["gold_option"] for v, _ in verdicts),
             }
         )
-    _write_jsonl(root / REVIEW_FILE, records)
+    write_jsonl_records(root / REVIEW_FILE, records)
     return records
 
 
@@ -204,7 +207,7 @@ def write_adjudication_batch(root: Path, pool: pd.DataFrame) -> int:
     """`to_label/adjudicate.txt`: every second-pass disagreement not yet adjudicated, with its
     thread and both labellers' answer lines (the guide's adjudicator reads both)."""
     from training.real_scale import gate
-    from training.real_scale_draw import render_batch
+    from training.real_scale_draw import thread_block
 
     gated = gate(root)
     done = {str(r["id"]) for _, r in jsonl_records(root / "adjudication.jsonl")}
@@ -215,12 +218,10 @@ def write_adjudication_batch(root: Path, pool: pd.DataFrame) -> int:
         and i not in done
         and any(gated.first[i][k] != gated.second[i][k] for k in AGREEMENT_KEYS)
     ]
-    texts = pool.set_index("id")[["history", "text"]]
     blocks = []
     for i in open_ids:
-        thread = render_batch(texts.loc[[i]].reset_index()).split("\n", 1)[1].rstrip()
         blocks.append(
-            f"=== {i} ===\n{thread}\n"
+            f"=== {i} ===\n{thread_block(pool, i)}\n"
             + "\n".join(
                 f"  {name}: {_answer_line(labels)}"
                 for name, labels in (("first", gated.first[i]), ("second", gated.second[i]))
@@ -253,12 +254,6 @@ def retired_checks(root: Path) -> set[tuple[str, str]]:
     if not path.is_file():
         return set()
     return {(str(r["id"]), str(r["head"])) for _, r in jsonl_records(path) if r["retired"]}
-
-
-def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
 
 def main() -> None:

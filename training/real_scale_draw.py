@@ -29,6 +29,7 @@ import pandas as pd
 from serving.errors import UserError
 from training.gold import jsonl_records
 from training.real_gold import MAX_DRAW_CHARS, REAL_GOLD_DIR, real_pool
+from training.real_scale_labels import read_key
 
 __all__ = [
     "BATCH_SIZE",
@@ -206,6 +207,13 @@ def render_batch(rows: pd.DataFrame) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def thread_block(pool: pd.DataFrame, message_id: str) -> str:
+    """One message's thread and MESSAGE line as `render_batch` shows them, without the item
+    header: for review and adjudication batches, which number their items their own way."""
+    row = pool.loc[pool["id"] == message_id, ["id", "history", "text"]]
+    return render_batch(row.reset_index(drop=True)).split("\n", 1)[1].rstrip()
+
+
 def write_batches(drawn: pd.DataFrame, dev: pd.DataFrame, root: Path, seed: int = SEED) -> None:
     """First-pass batches (shuffled strata, hidden checks), the second-pass sample in its own
     batches, and the key that maps each batch's item numbers to ids (never shown to labellers)."""
@@ -260,9 +268,7 @@ def render_batches(root: Path, pool: pd.DataFrame, names: list[str]) -> list[Pat
     """Write `to_label/<batch>.txt` again from the committed key (the raw text is never
     committed), item for item as the draw wrote it, for relabelling on another machine."""
     texts = pool.set_index("id")[["history", "text"]]
-    items: dict[str, list[str]] = {}
-    for _, record in jsonl_records(root / "key.jsonl"):
-        items.setdefault(str(record["batch"]), []).append(str(record["id"]))
+    items = {b: [str(k["id"]) for k in key] for b, key in read_key(root).items()}
     unknown = sorted(set(names) - set(items))
     if unknown:
         raise UserError(f"no such batch in {root / 'key.jsonl'}: {unknown}")

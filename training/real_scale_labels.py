@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from serving.contract import FRUSTRATION_LEVELS
 from serving.errors import UserError
@@ -24,6 +25,7 @@ __all__ = [
     "IncompleteAnswers",
     "parse_answers",
     "policy_route",
+    "read_key",
 ]
 
 TAGS = ("sarcasm", "repeat", "no_object", "unsure", "non_english")
@@ -34,6 +36,17 @@ AGREEMENT_KEYS = (*HEAD_KEYS, "frustration_level", "route")
 
 class IncompleteAnswers(UserError):
     """A batch file that does not answer every item yet (its labeller is still at work)."""
+
+
+def read_key(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """`key.jsonl` by batch: each item's number, message id and whether it is a hidden check,
+    in item order (never shown to labellers)."""
+    from training.gold import jsonl_records
+
+    batches: dict[str, list[dict[str, Any]]] = {}
+    for _, record in jsonl_records(root / "key.jsonl"):
+        batches.setdefault(str(record["batch"]), []).append(record)
+    return batches
 
 
 def policy_route(labels: dict[str, object]) -> str:
