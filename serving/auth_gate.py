@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -87,7 +88,7 @@ class AuthGate:
         if scopes is None:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = Headers(scope=scope)
         try:
             admit(headers.get("authorization"), headers.get("x-api-key"), keys, scopes)
         except HelpdeskError as exc:

@@ -42,7 +42,7 @@ from training.reference import reference
 from training.run_folder import FP32_ONNX_FILE, load_run
 from training.tracking import log_to_run
 
-__all__ = ["ParityError", "export", "onnx_fp32"]
+__all__ = ["ParityError", "export", "onnx_fp32", "write_manifest"]
 
 PARITY_ROWS = 256
 MAX_PROB_DIFF = 1e-4
@@ -96,7 +96,7 @@ def onnx_fp32(model: MultiTaskModel, path: Path, max_length: int) -> None:
         )
 
 
-def _write_manifest(folder: Path, manifest: dict[str, object]) -> str:
+def write_manifest(folder: Path, manifest: dict[str, object]) -> str:
     """The manifest with the sha256 of every other file, then SHA256SUMS over all of them;
     returns the folder's digest (the model's identity)."""
     files = sorted(
@@ -253,7 +253,7 @@ def export(
         "metrics": {},
     }
     shutil.copy(fp32, out / MODEL_FILE)
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest)
     fp32_probs = Scorer.load(out).probabilities(texts, contexts=contexts)
     diff = float(np.abs(fp32_probs[:PARITY_ROWS] - torch_probs[:PARITY_ROWS]).max())
     if diff > MAX_PROB_DIFF:
@@ -269,7 +269,7 @@ def export(
         calibration_contexts=contexts,
         context_length=config.context_length,
     )
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest)
     int8 = Scorer.load(out)
     int8_probs = int8.probabilities(texts, contexts=contexts)
     consistency = batch_dependence(int8, texts, CONSISTENCY_BATCH, seed=0)
@@ -297,7 +297,7 @@ def export(
         "groups": behaviour["groups"],
     }
     (out / MODEL_CARD_FILE).write_text(model_card(manifest, run_dir))
-    digest = _write_manifest(out, manifest)
+    digest = write_manifest(out, manifest)
     worst = max(drops, key=lambda h: drops[h])
     passed = {
         "fp32_parity": diff <= MAX_PROB_DIFF,

@@ -24,9 +24,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from serving.artifact import seal
 from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, RELEASE_DIR
-from serving.files import sha256_file
 from serving.scorer import Scorer
 from serving.text import load_tokenizer
 
@@ -37,13 +35,12 @@ def _scored(
     graph: Path, release: Path, folder: Path, texts: list[str], contexts: list[str]
 ) -> np.ndarray:
     """Dev probabilities of `graph` through the serving scorer, in a resealed copy of `release`."""
+    from training.export import write_manifest
+
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(release, folder)
     shutil.copy(graph, folder / MODEL_FILE)
-    manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    manifest["files"][MODEL_FILE] = sha256_file(folder / MODEL_FILE)
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    seal(folder)
+    write_manifest(folder, json.loads((folder / MANIFEST_FILE).read_text()))
     return Scorer.load(folder).probabilities(texts, contexts=contexts)
 
 
