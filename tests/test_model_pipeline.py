@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, mask_column
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -104,7 +104,8 @@ def test_a_distilled_student_learns_the_teachers_raw_scores_and_exports(
         teacher.input_names
     )
     (logits,) = teacher.session.run(["logits"], inputs)
-    assert np.abs(targets[:8] - 1 / (1 + np.exp(-logits))).max() < 1e-4
+    assert targets.shape == (len(load_splits(student)[0]), 2, len(HEADS))
+    assert np.abs(targets[:8, 0] - 1 / (1 + np.exp(-logits))).max() < 1e-4
     released = export(run, tmp_path / "student-release", min_behaviour=0.0)
     assert Scorer.load(released).probabilities(TEXTS).shape == (len(TEXTS), len(HEADS))
 
@@ -313,3 +314,28 @@ def _graph_nodes(path: Path) -> list[object]:
     import onnx
 
     return list(onnx.load(str(path)).graph.node)
+
+
+def test_unlabelled_messages_skip_held_back_threads_known_texts_and_repeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Distillation's unlabelled rows: no message from a held-back (dev/test) thread, none whose
+    text the dataset already has, no repeat; every head masked so only the teacher teaches."""
+    import pandas as pd
+
+    from training import distill
+
+    pool = pd.DataFrame(
+        {
+            "thread_id": ["t1", "t2", "t3", "t4", "t5"],
+            "text": ["still waiting", "held back text", "already labelled", "ok.", "ok."],
+            "history": ["[]"] * 5,
+        }
+    )
+    monkeypatch.setattr(distill, "real_pool", lambda mirror: pool)
+    monkeypatch.setattr(distill, "held_back_threads", lambda root: {"t2"})
+    rows = distill.unlabelled_messages(Path("mirror"), 10, 13, {"already labelled"})
+    assert sorted(rows["text"]) == ["ok.", "still waiting"]
+    assert (rows["source"] == distill.UNLABELLED_SOURCE).all()
+    assert (rows[[mask_column(h) for h in HEADS]] == 0).all().all()
+    assert len(distill.unlabelled_messages(Path("mirror"), 1, 13, set())) == 1

@@ -19,8 +19,6 @@ __all__ = ["training_app"]
 
 training_app = typer.Typer()
 
-DEFAULT_MIRROR = Path("../shared/data")
-
 
 @training_app.command()
 def prepare(
@@ -52,6 +50,7 @@ def prepare(
         from training.card import lf_summary_lines
         from training.prepare import PrepareConfig
         from training.prepare import prepare as run
+        from training.sources import DEFAULT_MIRROR
 
         if mirror is None and DEFAULT_MIRROR.is_dir():
             mirror = DEFAULT_MIRROR

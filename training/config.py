@@ -41,6 +41,8 @@ class TrainConfig:
     encoder_layers: int = 0  # 0: all of the encoder's layers; N: a student of N layers
     teacher: str = ""  # a release folder whose scores the model also learns (distillation)
     distill_weight: float = 0.5  # share of the teacher's soft-target loss when teacher is set
+    distill_messages: int = 0  # >0 with teacher: unlabelled real messages learnt from it alone
+    mirror: str = "../shared/data"  # the raw sources' mirror the unlabelled messages come from
     track: int = 1  # 1: log the run to MLflow (training/tracking.py); 0: do not
 
     @property

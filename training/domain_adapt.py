@@ -28,6 +28,7 @@ from transformers import (
 from serving.text import normalise
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import held_back_threads
+from training.sources import DEFAULT_MIRROR
 
 __all__ = ["adapt"]
 
@@ -145,7 +146,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("models/runs/dapt"))
-    parser.add_argument("--mirror", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--messages", type=int, default=24000)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument(

@@ -24,7 +24,7 @@ from serving.errors import UserError
 from training.dataset_rules import REAL_GOLD_SALT, REAL_GOLD_SPLITS, hash_split
 from training.gold import LABEL_KEYS, agreement, jsonl_records, validate
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
-from training.sources import load_sources, resolve
+from training.sources import DEFAULT_MIRROR, load_sources, resolve
 
 __all__ = ["REAL_GOLD_DIR", "ROUTES", "assign_thread_split", "build", "draw", "stratum"]
 
@@ -222,7 +222,7 @@ def build(root: Path = REAL_GOLD_DIR) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["draw", "build"])
-    parser.add_argument("--mirror", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--root", type=Path, default=REAL_GOLD_DIR)
     args = parser.parse_args()
     if args.command == "draw":

@@ -38,6 +38,7 @@ from serving.errors import UserError
 from training.gold import jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR
 from training.real_scale_labels import AGREEMENT_KEYS, HEAD_KEYS, parse_answers, read_key
+from training.sources import DEFAULT_MIRROR
 
 __all__ = [
     "CONTEST_MIN_SEEN",
@@ -263,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["contested", "review", "disputes"])
     parser.add_argument("--root", type=Path, default=SCALE_DIR)
-    parser.add_argument("--mirror", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--seed", type=int, default=2028)
     args = parser.parse_args()
     try:

@@ -30,6 +30,7 @@ from serving.errors import UserError
 from training.gold import jsonl_records
 from training.real_gold import MAX_DRAW_CHARS, REAL_GOLD_DIR, real_pool
 from training.real_scale_labels import read_key
+from training.sources import DEFAULT_MIRROR
 
 __all__ = [
     "BATCH_SIZE",
@@ -345,7 +346,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mirror", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--release", type=Path, default=Path("models/release"))
     parser.add_argument("--root", type=Path, default=SCALE_DIR)
     parser.add_argument(

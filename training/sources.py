@@ -10,7 +10,10 @@ from pathlib import Path
 from serving.errors import UserError
 from serving.files import read_toml, sha256_file
 
-__all__ = ["SourceFile", "load_licences", "load_sources", "resolve"]
+__all__ = ["DEFAULT_MIRROR", "SourceFile", "load_licences", "load_sources", "resolve"]
+
+#: The local mirror of the raw sources (../shared/data beside the project root).
+DEFAULT_MIRROR = Path("../shared/data")
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ from evaluation.metrics import best_f1_threshold, expected_calibration_error
 from serving.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.errors import UserError
 from serving.files import sha256_file
-from serving.text import load_tokenizer
+from serving.text import load_tokenizer, normalise
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, default_encoder, load_config, to_toml
 from training.dataset_rules import HAND_SOURCES, calibration_rows
-from training.distill import distillation_loss, teacher_targets
+from training.distill import distillation_loss, teacher_targets, unlabelled_messages
 from training.model import MultiTaskModel
 from training.predict import auroc_by_head, contexts_of, encode, predict_dev
 from training.run_folder import (
@@ -70,6 +70,12 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         train.loc[public, mask_column("legitimacy")] = 0.0
     if config.max_train_rows and len(train) > config.max_train_rows:
         train = train.sample(n=config.max_train_rows, random_state=config.seed)
+    if config.teacher and config.distill_messages:
+        avoid = {normalise(t) for t in data["text"]}
+        mirror, n = Path(config.mirror), config.distill_messages
+        train = pd.concat(
+            [train, unlabelled_messages(mirror, n, config.seed, avoid)], ignore_index=True
+        )
     return train.reset_index(drop=True), data[data["split"] == "dev"].reset_index(drop=True)
 
 
@@ -224,7 +230,9 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     lengths = [len(t) + len(c) for t, c in zip(texts, contexts, strict=True)]
     dropout_rng = np.random.default_rng(config.seed)
     teacher = (
-        teacher_targets(Path(config.teacher), texts, run_dir / TEACHER_TARGETS_FILE)
+        teacher_targets(
+            Path(config.teacher), texts, contexts_of(train_rows), run_dir / TEACHER_TARGETS_FILE
+        )
         if config.teacher
         else None
     )
@@ -290,8 +298,11 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             logits = model(**inputs)
             loss = masked_loss(logits, labels[idx], masks[idx], row_weights[idx], pos_weight)
             if teacher is not None:
+                # the teacher's score for what the student saw: with its context or alone
+                seen = torch.from_numpy((shown & (config.context_length > 0)).astype(np.int64))
                 w = config.distill_weight
-                loss = (1 - w) * loss + w * distillation_loss(logits, teacher[idx])
+                soft = teacher[torch.from_numpy(idx), seen]
+                loss = (1 - w) * loss + w * distillation_loss(logits, soft)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
