@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.metrics import auroc
-from serving import text as text_path
-from serving.contract import HEADS, RELEASE_DIR, mask_column
-from serving.scorer import Scorer
+from serving.core import text as text_path
+from serving.core.contract import HEADS, RELEASE_DIR, mask_column
+from serving.core.metrics import auroc
+from serving.core.scorer import Scorer
 
 
 def _zero_tone(text: str) -> list[float]:
@@ -35,7 +35,7 @@ def _identity(text: str) -> str:
     return text
 
 
-#: Variant -> (attributes of serving.text replaced while scoring, token budget or None).
+#: Variant -> (attributes of serving.core.text replaced while scoring, token budget or None).
 VARIANTS: dict[str, tuple[dict[str, object], int | None]] = {
     "as shipped": ({}, None),
     "tone zeroed": ({"tone": _zero_tone}, None),

@@ -15,10 +15,9 @@ import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from evaluation.metrics import best_f1_threshold, hard_labels
-from serving.contract import HEADS, mask_column
-from serving.errors import UserError
-from training.dataset_rules import calibration_rows
+from serving.core.contract import HEADS, mask_column
+from serving.core.errors import BadInput
+from serving.core.metrics import best_f1_threshold, hard_labels
 
 __all__ = ["DESCRIPTION", "Baseline", "fit_baseline"]
 
@@ -44,17 +43,19 @@ class Baseline:
 def fit_baseline(train: pd.DataFrame, dev: pd.DataFrame, seed: int = 0) -> Baseline:
     """Fit the vectorizer on all train texts and one classifier per head; thresholds on dev."""
     if train.empty or dev.empty:
-        raise UserError("the baseline needs train and dev rows in the dataset")
+        raise BadInput("the baseline needs train and dev rows in the dataset")
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     features = vectorizer.fit_transform(train["text"].tolist())
     dev_features = vectorizer.transform(dev["text"].tolist())
+    from training.dataset_rules import calibration_rows  # the split rules are training's
+
     dev_rows, _ = calibration_rows(dev)
     heads, thresholds = {}, {}
     for head in HEADS:
         rows = train[mask_column(head)].to_numpy() == 1
         y = hard_labels(train.loc[rows, head].to_numpy(dtype=float))
         if len(np.unique(y)) < 2:
-            raise UserError(f"the baseline needs both classes of {head} in the train split")
+            raise BadInput(f"the baseline needs both classes of {head} in the train split")
         model = LogisticRegression(max_iter=2000, random_state=seed)
         heads[head] = model.fit(features[np.flatnonzero(rows)], y)
         chosen = dev_rows & (dev[mask_column(head)].to_numpy() == 1)

@@ -10,8 +10,8 @@ kinds of check, as CheckList defines them:
   or typos get the same decision on the listed heads;
 - direction: an added clause moves a head the stated way.
 
-Decisions use the thresholds in force (`serving.decide.rules_in_force` under the default
-policy), the ones the API applies.
+Decisions use the thresholds in force (`serving.core.decision.decide.rules_in_force` under
+the default policy), the ones the API applies.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from serving.contract import HEADS
-from serving.decide import rules_in_force
-from serving.errors import HelpdeskError, UserError
-from serving.files import read_toml
-from serving.route_policy import load_policy
-from serving.schemas import HISTORY, role_turns
-from serving.scorer import Scorer
-from serving.text import context_text
+from serving.core.contract import HEADS
+from serving.core.decision.decide import rules_in_force
+from serving.core.decision.route_policy import load_policy
+from serving.core.errors import BadInput, HelpdeskError
+from serving.core.files import read_toml
+from serving.core.schemas import HISTORY, role_turns
+from serving.core.scorer import Scorer
+from serving.core.text import context_text
 
 __all__ = ["CASES_FILE", "Check", "behaviour_report", "load_checks", "run_checks"]
 
@@ -93,7 +93,7 @@ def _dir(block: Mapping[str, Any]) -> list[Check]:
 
 
 def load_checks(path: Path = CASES_FILE) -> list[Check]:
-    """Every check of a cases file; a malformed block is a UserError naming the file."""
+    """Every check of a cases file; a malformed block is a BadInput naming the file."""
     raw = read_toml(path, "behaviour cases")
     try:
         checks = [
@@ -102,10 +102,10 @@ def load_checks(path: Path = CASES_FILE) -> list[Check]:
             *(c for block in raw.get("dir", []) for c in _dir(block)),
         ]
     except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{path}: malformed behaviour case ({exc})") from None
+        raise BadInput(f"{path}: malformed behaviour case ({exc})") from None
     unknown = {h for c in checks for h in c.expect} - set(HEADS)
     if unknown:
-        raise UserError(f"{path}: unknown heads {sorted(unknown)}")
+        raise BadInput(f"{path}: unknown heads {sorted(unknown)}")
     return checks
 
 

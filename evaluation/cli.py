@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from serving.cli_common import user_errors
-from serving.errors import BadInput
-from serving.phrasing import DEFAULT_PHRASES
-from serving.route_policy import DEFAULT_POLICY
+from serving.core.cli_common import user_errors
+from serving.core.decision.phrasing import DEFAULT_PHRASES
+from serving.core.decision.route_policy import DEFAULT_POLICY
+from serving.core.errors import BadInput
 
 __all__ = ["evaluation_app"]
 
@@ -93,9 +93,9 @@ def review(
 
         from evaluation.review import ReviewSettings, create_review_app
         from evaluation.review.predictions import load_report
+        from serving.core.scorer import verify_folder
         from serving.feedback import FeedbackStore
-        from serving.scorer import verify_folder
-        from serving.server import LOOPBACK
+        from serving.http.server import LOOPBACK
 
         overrides = {
             "report_dir": report,

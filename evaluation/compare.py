@@ -17,8 +17,8 @@ from evaluation import plots
 from evaluation.html_report import ci, how, page, table
 from evaluation.samples import PREDICTIONS_FILE
 from evaluation.stats import METRICS, bootstrap
-from serving.contract import HEADS
-from serving.errors import UserError
+from serving.core.contract import HEADS
+from serving.core.errors import BadInput
 
 __all__ = ["compare_reports"]
 
@@ -26,7 +26,7 @@ __all__ = ["compare_reports"]
 def _load(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     path = folder / "metrics.json"
     if not path.is_file():
-        raise UserError(f"{folder} is not an evaluate report folder (no metrics.json)")
+        raise BadInput(f"{folder} is not an evaluate report folder (no metrics.json)")
     metrics = json.loads(path.read_text())
     predictions: dict[str, dict[str, Any]] = {}
     source = folder / PREDICTIONS_FILE

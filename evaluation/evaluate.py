@@ -33,16 +33,16 @@ from evaluation.samples import (
     write_jsonl,
 )
 from evaluation.stats import head_figures
-from serving.contract import HEADS, SPLITS, mask_column
-from serving.decide import Decision, DecisionRules, merge_rules
-from serving.errors import UserError
-from serving.files import sha256_file
-from serving.phrasing import load_phrases
-from serving.results import ResultBuilder
-from serving.route_policy import load_policy
-from serving.scorer import Scorer
-from serving.text import context_of_history
-from training.run_folder import CALIBRATION_FILE, FP32_ONNX_FILE
+from serving.core.contract import HEADS, SPLITS, mask_column
+from serving.core.decision.decide import Decision, DecisionRules, merge_rules
+from serving.core.decision.phrasing import load_phrases
+from serving.core.decision.route_policy import load_policy
+from serving.core.errors import BadInput
+from serving.core.files import sha256_file
+from serving.core.results import ResultBuilder
+from serving.core.schemas import Result
+from serving.core.scorer import Scorer
+from serving.core.text import context_of_history
 
 __all__ = ["Options", "evaluate", "json_safe", "load_split"]
 
@@ -77,37 +77,46 @@ def json_safe(value: Any) -> Any:
 
 
 def load_split(data: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(all rows, rows of `split`); a missing file, column or split is a UserError."""
+    """(all rows, rows of `split`); a missing file, column or split is a BadInput."""
     if split not in SPLITS:
-        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        raise BadInput(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if not data.is_file():
-        raise UserError(f"dataset not found: {data} (run `helpdesk-scorer prepare` or --data)")
+        raise BadInput(f"dataset not found: {data} (run `helpdesk-scorer prepare` or --data)")
     try:
         frame = pd.read_parquet(data)
     except Exception as exc:  # pyarrow raises several unrelated types for a broken file
-        raise UserError(f"cannot read {data}: {exc}") from None
+        raise BadInput(f"cannot read {data}: {exc}") from None
     needed = ["id", "text", "source", "split", *HEADS, *(mask_column(h) for h in HEADS)]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise UserError(f"{data} lacks columns {missing}")
+        raise BadInput(f"{data} lacks columns {missing}")
     rows = frame[frame["split"] == split].reset_index(drop=True)
     if rows.empty:
-        raise UserError(f"{data} has no rows in split {split!r}")
+        raise BadInput(f"{data} has no rows in split {split!r}")
     return frame, rows
+
+
+def fp32_file(run: Path) -> Path:
+    """The run's fp32 ONNX graph (a run folder's layout is training's, read only when given)."""
+    from training.run_folder import FP32_ONNX_FILE
+
+    return run / FP32_ONNX_FILE
 
 
 def fp32_scorer(run: Path, scorer: Scorer) -> Scorer:
     """The run's fp32 ONNX graph behind the release's tokenizer and calibration: the same
     onnxruntime path as int8, so the two columns differ only by quantisation."""
-    onnx = run / FP32_ONNX_FILE
+    from training.run_folder import CALIBRATION_FILE
+
+    onnx = fp32_file(run)
     if not onnx.is_file():
-        raise UserError(f"{run} has no {FP32_ONNX_FILE} (run `helpdesk-scorer export {run}` first)")
+        raise BadInput(f"{run} has no {onnx.name} (run `helpdesk-scorer export {run}` first)")
     calibration = run / CALIBRATION_FILE
     if calibration.is_file():
         temps = json.loads(calibration.read_text()).get("temperature", {})
         ours = dict(zip(HEADS, scorer.manifest.temperatures.tolist(), strict=True))
         if any(abs(float(temps.get(h, math.nan)) - ours[h]) > 1e-5 for h in HEADS):
-            raise UserError(f"{run} is not the run this model was exported from (temperatures)")
+            raise BadInput(f"{run} is not the run this model was exported from (temperatures)")
     options = scorer.session.get_session_options()
     session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
     return Scorer(scorer.manifest, session, scorer.tokenizer)
@@ -120,11 +129,11 @@ def _score(
     desc: str,
     builder: ResultBuilder | None = None,
     contexts: list[str] | None = None,
-) -> tuple[np.ndarray, list[tuple[Decision, dict[str, Any]]]]:
+) -> tuple[np.ndarray, list[tuple[Decision, Result]]]:
     """Probabilities (n, len(HEADS)) and, with a builder, serving's decision and result object
     for each text; `contexts` (one per text) reach a thread-reading model."""
     probs = np.zeros((len(texts), len(HEADS)))
-    results: list[tuple[Decision, dict[str, Any]]] = []
+    results: list[tuple[Decision, Result]] = []
     chunk = batch_size * 4
     with tqdm(total=len(texts), unit="msg", desc=desc) as bar:
         for start in range(0, len(texts), chunk):
@@ -267,7 +276,7 @@ def evaluate(options: Options) -> Path:
         "fp32": None
         if options.run is None
         else {
-            "path": str(options.run / FP32_ONNX_FILE),
+            "path": str(fp32_file(options.run)),
             "scored_with": "onnxruntime fp32 through the serving Scorer (not torch)",
             "max_abs_prob_diff": float(np.abs(probs["fp32"] - probs["model"]).max()),
         },
@@ -328,7 +337,7 @@ def _track(run: Path, options: Options, metrics: dict[str, Any]) -> None:
 
 def _routes_by_group(
     rows: pd.DataFrame,
-    results: list[tuple[Decision, dict[str, Any]]],
+    results: list[tuple[Decision, Result]],
     baseline_probs: np.ndarray,
     rules: DecisionRules,
     baseline_rules: DecisionRules,

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evaluation.metrics import auroc
 from evaluation.stats import bootstrap
-from serving.contract import HEADS, mask_column
+from serving.core.contract import HEADS, mask_column
+from serving.core.metrics import auroc
 
 __all__ = ["GROUPS", "group_figures", "group_of", "length_scores"]
 

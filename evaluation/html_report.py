@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from evaluation.samples import ERROR_KINDS, Sample
-from serving.contract import HEADS
+from serving.core.contract import HEADS
 
 __all__ = ["Raw", "ci", "how", "page", "render_report", "table"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
-from evaluation.metrics import hard_labels
+from serving.core.metrics import hard_labels
 
 __all__ = ["METHOD", "label_issue_mask", "label_quality", "rank_label_issues", "sample_quality"]
 

@@ -2,13 +2,14 @@
 
 `python -m evaluation.phrasing_suite` builds cases from the guide (each route, with and without
 history, sarcasm, short and long messages, references, repeated asks), asks the phrase bank for
-its suggestion as the service does (`serving.phrasing.suggest` with the message's facts) and
-checks each offered sentence; it prints the pass rate per rule and overall.
+its suggestion as the service does (`serving.core.decision.phrasing.suggest` with the
+message's facts) and checks each offered sentence; it prints the pass rate per rule and overall.
 
 Rules: no admission of liability, no amounts, dates or guarantees, no policy recital, no sales
-talk (DESIGN.md); no claim the message's facts do not support (`serving.phrasing.CLAIMS`); a
-disengaged customer gets at most DISENGAGED_WORDS words and no claim that work is done; a
-customer who has asked before is told so in the opener (unless disengaged).
+talk (DESIGN.md); no claim the message's facts do not support
+(`serving.core.decision.phrasing.CLAIMS`); a disengaged customer gets at most DISENGAGED_WORDS
+words and no claim that work is done; a customer who has asked before is told so in the opener
+(unless disengaged).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from serving.phrasing import CLAIMS, PhraseBank, facts_of, load_phrases, suggest
-from serving.references import find_references
+from serving.core.decision.phrasing import CLAIMS, PhraseBank, facts_of, load_phrases, suggest
+from serving.core.decision.references import find_references
 
 __all__ = ["PRINCIPLES", "Case", "cases", "check", "run"]
 

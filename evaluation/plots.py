@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from evaluation.metrics import hard_labels
+from serving.core.metrics import hard_labels
 
 __all__ = ["confusion_plot", "pr_plot", "reliability_plot", "roc_plot"]
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from evaluation.metrics import hard_labels
-from serving.contract import HEADS, mask_column
-from serving.decide import DecisionRules, decide
+from serving.core.contract import HEADS, mask_column
+from serving.core.decision.decide import DecisionRules, decide
+from serving.core.metrics import hard_labels
 
 __all__ = ["label_routes", "route_confusion", "routes_for"]
 

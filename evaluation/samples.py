@@ -2,8 +2,8 @@
 
 `evaluate` writes them and the review page reads them, both through the `Sample` model below,
 so the format has one definition. A sample carries serving's decision (`predicted`: which side
-of its threshold each head's score fell, from serving/decide.py), so readers never re-apply
-thresholds; `thresholds` is there to draw them.
+of its threshold each head's score fell, from serving/core/decision/decide.py), so readers
+never re-apply thresholds; `thresholds` is there to draw them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.contract import HEADS, HeadName, mask_column
-from serving.decide import Decision
+from serving.core.contract import HEADS, HeadName, mask_column
+from serving.core.decision.decide import Decision
+from serving.core.schemas import Result
 from serving.feedback.schemas import SAMPLE_ID_MAX_CHARS
 
 __all__ = [
@@ -115,7 +116,7 @@ def _labels(row: dict[str, Any]) -> dict[str, float | None]:
 
 def build_records(
     frame: pd.DataFrame,
-    results: Sequence[tuple[Decision, dict[str, Any]]],
+    results: Sequence[tuple[Decision, Result]],
     thresholds: dict[str, float],
     quality: np.ndarray,
     issue: np.ndarray,
@@ -133,10 +134,10 @@ def build_records(
                 source=str(row["source"]),
                 split=str(row["split"]),
                 labels=labels,
-                scores=result["scores"],
+                scores=result.scores.model_dump(),
                 thresholds={h: round(thresholds[h], 4) for h in HEADS},
                 predicted=decision.above,
-                route=SampleRoute(**result["route"]),
+                route=SampleRoute(**result.route.model_dump()),
                 errors=sample_errors(labels, decision.above, decision.uncertain),
                 label_quality=None if math.isnan(quality[i]) else round(float(quality[i]), 4),
                 label_issue=bool(issue[i]),

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from evaluation.metrics import auroc, expected_calibration_error, f1_at, hard_labels
+from serving.core.metrics import auroc, expected_calibration_error, f1_at, hard_labels
 
 __all__ = [
     "CI_LEVEL",

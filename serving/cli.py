@@ -15,11 +15,11 @@ from typing import Annotated
 import typer
 
 from evaluation.cli import evaluation_app
-from serving.cli_common import fail, user_errors
 from serving.cli_feedback import feedback_app
-from serving.contract import RELEASE_DIR
-from serving.phrasing import DEFAULT_PHRASES
-from serving.route_policy import DEFAULT_POLICY
+from serving.core.cli_common import fail, user_errors
+from serving.core.contract import RELEASE_DIR
+from serving.core.decision.phrasing import DEFAULT_PHRASES
+from serving.core.decision.route_policy import DEFAULT_POLICY
 from training.cli import training_app
 
 __all__ = ["app"]
@@ -89,11 +89,11 @@ def score(
     if address is not None or workers is not None:
         fail("--address and --workers need --engine ray")
     with user_errors():
-        from serving.bulk_file import score_file
-        from serving.phrasing import load_phrases
-        from serving.results import ResultBuilder
-        from serving.route_policy import load_policy
-        from serving.scorer import Scorer
+        from serving.bulk.file_engine import score_file
+        from serving.core.decision.phrasing import load_phrases
+        from serving.core.decision.route_policy import load_policy
+        from serving.core.results import ResultBuilder
+        from serving.core.scorer import Scorer
 
         loaded_policy = load_policy(policy)
         bank = load_phrases(phrases, tuple(r.name for r in loaded_policy.rules))
@@ -135,9 +135,9 @@ def score_ray(
     with user_errors():
         import ray.data  # noqa: F401  (first: a missing extra is named 'ray', not pyarrow's)
 
-        from serving.bulk_ray import prepare_job, ray_session, score_archive
-        from serving.phrasing import load_phrases
-        from serving.route_policy import load_policy
+        from serving.bulk.ray_engine import prepare_job, ray_session, score_archive
+        from serving.core.decision.phrasing import load_phrases
+        from serving.core.decision.route_policy import load_policy
 
         loaded_policy = load_policy(policy)
         bank = load_phrases(phrases, tuple(r.name for r in loaded_policy.rules))
@@ -168,8 +168,8 @@ def serve(
 ) -> None:
     """Start the scoring server (all settings: HELPDESK_* environment variables, see README)."""
     with user_errors():
-        from serving.server import run_server
-        from serving.settings import Settings
+        from serving.http.server import run_server
+        from serving.http.settings import Settings
 
         overrides = {"host": host, "port": port, "model_dir": model}
         settings = Settings().model_copy(
@@ -182,7 +182,7 @@ def serve(
 @app.command("hash-key")
 def hash_key(key: Annotated[str, typer.Argument(help="The API key to store.")]) -> None:
     """Print the sha256 to put in HELPDESK_API_KEYS (the server never stores the key)."""
-    from serving.auth import hash_key as digest
+    from serving.http.auth import hash_key as digest
 
     typer.echo(digest(key))
 

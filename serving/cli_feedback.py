@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli_common import user_errors
+from serving.core.cli_common import user_errors
 from serving.feedback.store import DEFAULT_URL as DEFAULT_FEEDBACK_URL
 
 __all__ = ["feedback_app"]

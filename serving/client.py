@@ -4,20 +4,23 @@
         result = scorer.score_one("Order 4471 arrived broken", history=["Where is my order?"])
         response = scorer.score(["first message", Message(id="t-2", text="second")])
 
-Responses are parsed with the server's own models (`serving.schemas`), so client and server
+Responses are parsed with the server's own models (`serving.core.schemas`), so client and server
 share one record schema. Texts are not checked here: the server's validation and limits are
 the only rules, and their answers come back as errors.
 
 Errors: every failure raises a `ScorerError` (attributes `kind`, `status`, `message`,
-`retry_after`). The subclass is chosen by the error body's `type`, one per kind of the
-server's table (`serving.errors.KINDS`; `BY_KIND` here): `BadRequest` (400),
-`Unauthorized` (401), `Forbidden` (403), `NotFound` (404), `MethodNotAllowed` (405),
-`BodyTimeout` (408), `ModelRefused` (409), `TooLarge` (413), `InvalidInput` (422),
-`Overloaded` (429; `QuotaExceeded` for a used-up feedback quota), `InternalError` (500),
-`Unavailable` (503) and `DeadlineExceeded` (504).
-A type this client does not know raises the base class, except that a 504 is
-`DeadlineExceeded` whatever its type; a body without a type (a proxy's page) is classed by
-its status. `TransportError`: no answer (connection refused or reset, timeout).
+`retry_after`), in one of three categories callers can catch, as the server's table sorts its
+kinds by exit code (`serving.core.errors.KINDS`):
+- `CallerError`: fix the request. `BadRequest` (400), `Unauthorized` (401), `Forbidden` (403),
+  `NotFound` (404), `MethodNotAllowed` (405), `BodyTimeout` (408), `ModelRefusedError` (409),
+  `TooLarge` (413), `InvalidInput` (422).
+- `RetryableError`: try again later. `Overloaded` (429), `QuotaExceeded` (429, a used-up
+  quota), `Unavailable` (503), `DeadlineExceeded` (504), and `TransportError` (no answer: connection
+  refused or reset, timeout).
+- `ServerError`: a bug of the server's. `InternalError` (500).
+The subclass is chosen by the error body's `type` (`BY_KIND`). A type this client does not
+know raises the base class, except that a 504 is `DeadlineExceeded` whatever its type; a body
+without a type (a proxy's page) is classed by its status.
 
 Retries: a 429 or 503 is retried up to `max_retries` times, each after the answer's
 `Retry-After` seconds (or an exponential backoff without one), as long as the waits add up to
@@ -34,23 +37,26 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from serving.errors import KINDS, STATUS_KINDS, Kind
-from serving.schemas import ErrorResponse, InfoResponse, Message, Result, ScoreResponse, Turn
+from serving.core.errors import KINDS, STATUS_KINDS, Kind
+from serving.core.schemas import ErrorResponse, InfoResponse, Message, Result, ScoreResponse, Turn
 
 __all__ = [
     "BadRequest",
     "BodyTimeout",
+    "CallerError",
     "DeadlineExceeded",
     "Forbidden",
     "InternalError",
     "InvalidInput",
     "MethodNotAllowed",
-    "ModelRefused",
+    "ModelRefusedError",
     "NotFound",
     "Overloaded",
     "QuotaExceeded",
+    "RetryableError",
     "ScorerClient",
     "ScorerError",
+    "ServerError",
     "TooLarge",
     "TransportError",
     "Unauthorized",
@@ -78,43 +84,56 @@ class ScorerError(Exception):
         self.message, self.kind, self.status, self.retry_after = message, kind, status, retry_after
 
 
-class BadRequest(ScorerError):
+class CallerError(ScorerError):
+    """The request was wrong: fix it before sending it again (exit code 2 kinds)."""
+
+
+class RetryableError(ScorerError):
+    """The service could not answer now: the same request may succeed later (exit code 4)."""
+
+
+class ServerError(ScorerError):
+    """The server failed on a request it accepted (exit code 1 kinds)."""
+
+
+class BadRequest(CallerError):
     """The body was not parseable JSON."""
 
 
-class Unauthorized(ScorerError):
+class Unauthorized(CallerError):
     """Missing or unknown API key."""
 
 
-class Forbidden(ScorerError):
+class Forbidden(CallerError):
     """The API key lacks the scope."""
 
 
-class NotFound(ScorerError):
+class NotFound(CallerError):
     """The route is turned off on this server."""
 
 
-class MethodNotAllowed(ScorerError):
+class MethodNotAllowed(CallerError):
     """The route does not take this method."""
 
 
-class BodyTimeout(ScorerError):
+class BodyTimeout(CallerError):
     """The request body did not arrive within the server's body timeout."""
 
 
-class ModelRefused(ScorerError):
-    """A model folder was refused on reload; the current model keeps serving."""
+class ModelRefusedError(CallerError):
+    """A model folder was refused on reload; the current model keeps serving. (The server
+    raises `serving.core.errors.ModelRefused`; this is the answer a caller gets.)"""
 
 
-class TooLarge(ScorerError):
+class TooLarge(CallerError):
     """Body, message count, history or text length over the server's limit."""
 
 
-class InvalidInput(ScorerError):
+class InvalidInput(CallerError):
     """Empty or non-string text, wrong types, unknown fields."""
 
 
-class Overloaded(ScorerError):
+class Overloaded(RetryableError):
     """Too many requests in flight, still so after the retries."""
 
 
@@ -122,23 +141,23 @@ class QuotaExceeded(Overloaded):
     """This API key's feedback quota is used up for now, still so after the retries."""
 
 
-class InternalError(ScorerError):
+class InternalError(ServerError):
     """The server failed; the request was not processed."""
 
 
-class Unavailable(ScorerError):
+class Unavailable(RetryableError):
     """No model loaded, draining, or the feedback store is down, still so after the retries."""
 
 
-class DeadlineExceeded(ScorerError):
+class DeadlineExceeded(RetryableError):
     """The server gave up on the request at its deadline."""
 
 
-class TransportError(ScorerError):
+class TransportError(RetryableError):
     """No HTTP answer: connection refused or reset, or a timeout."""
 
 
-#: The class for each kind of `serving.errors.KINDS`, the server's error types.
+#: The class for each kind of `serving.core.errors.KINDS`, the server's error types.
 BY_KIND: dict[Kind, type[ScorerError]] = {
     Kind.BAD_REQUEST: BadRequest,
     Kind.UNAUTHORIZED: Unauthorized,
@@ -146,7 +165,7 @@ BY_KIND: dict[Kind, type[ScorerError]] = {
     Kind.NOT_FOUND: NotFound,
     Kind.METHOD_NOT_ALLOWED: MethodNotAllowed,
     Kind.BODY_TIMEOUT: BodyTimeout,
-    Kind.MODEL_REFUSED: ModelRefused,
+    Kind.MODEL_REFUSED: ModelRefusedError,
     Kind.TOO_LARGE: TooLarge,
     Kind.INVALID_INPUT: InvalidInput,
     Kind.OVERLOADED: Overloaded,

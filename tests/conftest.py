@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.contract import HEADS, mask_column
+from serving.core.contract import HEADS, mask_column
 from tests.feedback_db import feedback_url, postgres_url  # noqa: F401  (shared fixtures)
 
 WORDS = [

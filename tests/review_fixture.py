@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serving.contract import HEADS
+from serving.core.contract import HEADS
 from serving.feedback import FeedbackIn
 
 __all__ = ["QUEUE", "agent_flag", "write_report"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from serving.auth import hash_key
-from serving.auth_gate import FailureBuckets
-from serving.settings import ApiKey
+from serving.http.auth import hash_key
+from serving.http.auth_gate import FailureBuckets
+from serving.http.settings import ApiKey
 from tests.server_process import running
 from tests.test_hardening_admission import make_client, read_to_close
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from serving.batcher import BatchFailed, BatchStats, MicroBatcher
-from serving.scorer import Scores, Timings
+from serving.core.scorer import Scores, Timings
+from serving.http.batcher import BatchFailed, MicroBatcher
+from serving.http.observability import BatchStats
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from evaluation.behaviour import Check, behaviour_report, load_checks, run_checks
-from serving.errors import UserError
+from serving.core.errors import BadInput
 
 CUT = {"frustration": 0.5, "boredom": 0.5, "complaint": 0.5, "legitimacy": 0.5}
 
@@ -78,15 +78,15 @@ def test_each_kind_passes_and_fails_by_its_rule() -> None:
 def test_a_malformed_case_file_is_one_user_error(tmp_path: Path) -> None:
     bad = tmp_path / "cases.toml"
     bad.write_text('[[mft]]\ngroup = "x"\ntexts = ["a"]\n')  # no expect
-    with pytest.raises(UserError, match="malformed"):
+    with pytest.raises(BadInput, match="malformed"):
         load_checks(bad)
     bad.write_text('[[mft]]\ngroup = "x"\nexpect = { anger = true }\ntexts = ["a"]\n')
-    with pytest.raises(UserError, match="unknown heads"):
+    with pytest.raises(BadInput, match="unknown heads"):
         load_checks(bad)
 
 
 def test_report_on_the_tiny_models(tiny_release: Path, tiny_context_release: Path) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     for release in (tiny_release, tiny_context_release):
         report = behaviour_report(Scorer.load(release, threads=1))

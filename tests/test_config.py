@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from training.config import load_config, to_toml
 
 
@@ -27,5 +27,5 @@ def test_file_then_overrides(tmp_path: Path) -> None:
     ],
 )
 def test_bad_overrides(overrides: list[str], message: str) -> None:
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BadInput, match=message):
         load_config(None, overrides)

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import insert, inspect
 
 from evaluation.review.judgements import in_force as review_in_force
-from serving.contract import HEADS, mask_column
-from serving.errors import UserError
+from serving.core.contract import HEADS, mask_column
+from serving.core.errors import BadInput
 from serving.feedback import FeedbackIn, FeedbackRecord, FeedbackStore
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import in_force
@@ -161,9 +161,9 @@ def test_store_review_page_and_prepare_agree_on_the_judgement_in_force(
 def test_bad_corrections_file_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(record(1).model_dump_json() + "\n" + '{"head": "anger"}\n')
-    with pytest.raises(UserError, match=r"bad\.jsonl:2"):
+    with pytest.raises(BadInput, match=r"bad\.jsonl:2"):
         load_corrections([bad])
-    with pytest.raises(UserError, match="not found"):
+    with pytest.raises(BadInput, match="not found"):
         load_corrections([tmp_path / "missing.jsonl"])
 
 

@@ -20,10 +20,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from serving.app import create_app
 from serving.cli import app as cli
-from serving.runtime import load_rules
-from serving.settings import ApiKey, Settings
+from serving.http.app import create_app
+from serving.http.runtime import load_rules
+from serving.http.settings import ApiKey, Settings
 from tests.kustomize import Doc, load_yaml, pod_spec, render
 from tests.server_process import ROOT, free_port, wait_ready
 
@@ -252,7 +252,7 @@ def test_rules_config_map_is_the_served_rules(
 ) -> None:
     (data,) = [d["data"] for d in docs if d["kind"] == "ConfigMap"]
     for name in ("policy.toml", "phrases.toml"):
-        assert data[name] == (ROOT / "serving" / name).read_text(), (
+        assert data[name] == (ROOT / "serving" / "core" / "decision" / name).read_text(), (
             f"deploy/base/{name} drifted: cp serving/{name} deploy/base/"
         )
     env = in_container(env_of(container), mounted_files(pod, container, docs, tmp_path))

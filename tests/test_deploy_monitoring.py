@@ -20,10 +20,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from serving.app import create_app
-from serving.drift import PSI_ALERT
-from serving.language import NON_ENGLISH_ALERT
-from serving.settings import Settings
+from serving.core.drift import PSI_ALERT
+from serving.core.language import NON_ENGLISH_ALERT
+from serving.http.app import create_app
+from serving.http.settings import Settings
 from tests.kustomize import Doc, load_yaml, pod_spec, render
 from tests.server_process import ROOT
 

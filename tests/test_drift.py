@@ -16,13 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.app import create_app
-from serving.artifact import ModelError, seal, verify_folder
-from serving.contract import HEADS, MANIFEST_FILE, RELEASE_DIR
-from serving.drift import DRIFT_BINS, PSI_ALERT, DriftWindow, bin_counts, psi
-from serving.files import sha256_file
-from serving.scorer import Scorer
-from serving.settings import Settings
+from serving.core.artifact import ModelError, seal, verify_folder
+from serving.core.contract import HEADS, MANIFEST_FILE, RELEASE_DIR
+from serving.core.drift import DRIFT_BINS, PSI_ALERT, DriftWindow, bin_counts, psi
+from serving.core.files import sha256_file
+from serving.core.scorer import Scorer
+from serving.http.app import create_app
+from serving.http.settings import Settings
 from training.dataset_rules import calibration_rows
 
 ROOT = Path(__file__).parents[1]

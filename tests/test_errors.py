@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-import serving.errors as errors
+import serving.core.errors as errors
 from serving.cli import app as cli
-from serving.cli_common import user_errors
-from serving.errors import (
+from serving.core.cli_common import user_errors
+from serving.core.errors import (
     KINDS,
     STATUS_KINDS,
     BadInput,
@@ -27,15 +27,17 @@ from serving.errors import (
     ParityError,
     StoreUnavailable,
 )
-from serving.http import ApiError, install_error_handlers
+from serving.http.guard import ApiError, install_error_handlers
 
 ROOT = Path(__file__).parents[1]
-ROW = re.compile(r"^\| `(\w+)` \| (\d{3}) \| (\d) \|", re.MULTILINE)
+ROW = re.compile(r"^\| `(\w+)` \| (\d{3}) \| (\d) \| (.+) \|$", re.MULTILINE)
 CAUSES = [BadInput, ModelRefused, ParityError, NotReady, StoreUnavailable]
 
 
-def table(text: str) -> dict[str, tuple[int, int]]:
-    return {kind: (int(status), int(code)) for kind, status, code in ROW.findall(text)}
+def table(text: str) -> dict[str, tuple[int, int, str]]:
+    return {
+        kind: (int(status), int(code), cause) for kind, status, code, cause in ROW.findall(text)
+    }
 
 
 def test_every_kind_has_a_status_and_an_exit_code() -> None:
@@ -48,10 +50,39 @@ def test_every_kind_has_a_status_and_an_exit_code() -> None:
         assert cause.default_kind in KINDS
 
 
-def test_the_documented_tables_are_the_table() -> None:
-    expected = {str(kind): (info.status, info.exit_code) for kind, info in KINDS.items()}
-    assert table(errors.__doc__ or "") == expected
+def test_the_readme_table_is_the_table() -> None:
+    expected = {str(kind): tuple(info) for kind, info in KINDS.items()}
     assert table((ROOT / "README.md").read_text()) == expected
+
+
+def test_openapi_describes_each_error_status_by_its_kinds_causes() -> None:
+    from serving.http.guard import error_responses
+
+    described = error_responses(Kind.OVERLOADED, Kind.QUOTA_EXCEEDED, Kind.INVALID_INPUT)
+    assert set(described) == {429, 422}
+    for kind in (Kind.OVERLOADED, Kind.QUOTA_EXCEEDED):
+        assert KINDS[kind].cause in described[429]["description"]
+
+
+def test_client_classes_follow_the_table() -> None:
+    """One client class per kind, caught by category as the exit code sorts the kind: 2 the
+    caller's fault, 4 retry later, 1 the server's bug; the client docstring names each."""
+    from serving import client
+
+    category = {
+        errors.CALLER_FAULT: client.CallerError,
+        errors.RETRY_LATER: client.RetryableError,
+        errors.OUR_BUG: client.ServerError,
+    }
+    assert set(client.BY_KIND) == set(Kind)
+    for kind, cls in client.BY_KIND.items():
+        assert issubclass(cls, category[KINDS[kind].exit_code]), kind
+        assert f"`{cls.__name__}` ({KINDS[kind].status}" in " ".join(
+            (client.__doc__ or "").split()
+        ), cls.__name__
+    assert len({cls.__name__ for cls in client.BY_KIND.values()}) == len(Kind)
+    server_names = {n for n in dir(errors) if isinstance(getattr(errors, n), type)}
+    assert not server_names & {cls.__name__ for cls in client.BY_KIND.values()}
 
 
 @pytest.mark.parametrize(
@@ -104,7 +135,7 @@ def test_an_unreachable_store_in_the_cli_is_one_line_and_retry_later() -> None:
     assert "s3cret" not in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("module", ["serving.errors", "serving.http", "serving.client"])
+@pytest.mark.parametrize("module", ["serving.core.errors", "serving.http.guard", "serving.client"])
 def test_the_error_modules_and_the_client_do_not_load_the_runtime(module: str) -> None:
     """A calling service imports the client (and its errors) without onnxruntime."""
     code = f"import sys, {module}; print('onnxruntime' in sys.modules)"

@@ -14,11 +14,11 @@ import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from evaluation.evaluate import Options, evaluate
-from serving.contract import HEADS, mask_column
-from serving.phrasing import DEFAULT_PHRASES, load_phrases
-from serving.results import ResultBuilder
-from serving.route_policy import DEFAULT_POLICY, load_policy
-from serving.scorer import Scorer
+from serving.core.contract import HEADS, mask_column
+from serving.core.decision.phrasing import DEFAULT_PHRASES, load_phrases
+from serving.core.decision.route_policy import DEFAULT_POLICY, load_policy
+from serving.core.results import ResultBuilder
+from serving.core.scorer import Scorer
 from tests.test_score_cli import run_cli
 
 RECORD_KEYS = {
@@ -132,7 +132,7 @@ def test_misclassified_holds_exactly_the_wrong_and_uncertain_rows(
     for row, scores in zip(
         rows.to_dict("records"), scorer.score(rows["text"].tolist()), strict=True
     ):
-        uncertain = builder.result(None, row["text"], scores)["uncertain"]
+        uncertain = builder.result(None, row["text"], scores).uncertain
         errors = set()
         for head in HEADS:
             predicted = scores.probabilities[head] >= scorer.manifest.thresholds[head]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.contract import HEADS
-from serving.explain import MAX_UNITS, TOP_WORDS
-from serving.scorer import Scores
-from serving.settings import Settings
+from serving.core.contract import HEADS
+from serving.core.explain import MAX_UNITS, TOP_WORDS
+from serving.core.scorer import Scores
+from serving.http.app import create_app
+from serving.http.settings import Settings
 
 RAISER, LOWERER = "zebra", "calm"  # [UNK] to the tiny tokenizer: their effect is only planted
 
@@ -154,7 +154,7 @@ def test_explain_shows_in_openapi(client: TestClient) -> None:
 
 def test_the_cost_benchmark_runs_on_the_tiny_model(tiny_release: Path) -> None:
     from evaluation.bench.explain import measure, messages
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     scorer = Scorer.load(tiny_release, threads=1)
     texts = messages(scorer, 12, 2)

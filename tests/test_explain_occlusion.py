@@ -1,4 +1,4 @@
-"""Occlusion (serving/explain.py): the planted word gets the score drop, long texts stay
+"""Occlusion (serving/core/explain.py): the planted word gets the score drop, long texts stay
 bounded, and the strongest words are listed per head and direction."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.contract import HEADS
-from serving.explain import occlusion
+from serving.core.contract import HEADS
+from serving.core.explain import occlusion
 
 
 class KeywordScorer:
@@ -50,7 +50,7 @@ def test_long_texts_are_occluded_in_bounded_groups() -> None:
 
 
 def test_tiny_model_drops_match_rescoring(tiny_release: Path) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     scorer = Scorer.load(tiny_release, threads=1)
     text = "my order never arrived and i am angry"

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from evaluation.review.api import JudgementIn
-from serving.auth import hash_key
 from serving.feedback import FeedbackIn, FeedbackStore
-from serving.routers.feedback import Judgement
-from serving.settings import ApiKey
+from serving.feedback.schemas import Judgement
+from serving.http.auth import hash_key
+from serving.http.settings import ApiKey
 from tests.test_server import error_of, make_client
 
 TEXT = "charged twice this is terrible"

@@ -14,8 +14,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from evaluation.review import ReviewSettings, create_review_app
-from serving.auth import hash_key
 from serving.feedback import FeedbackStore
+from serving.http.auth import hash_key
 from tests.review_fixture import write_report
 from tests.server_process import free_port, start, stop, wait_ready
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import inspect
 
-from serving.contract import HEADS
-from serving.errors import StoreUnavailable, UserError
+from serving.core.contract import HEADS
+from serving.core.errors import BadInput, StoreUnavailable
 from serving.feedback import FeedbackIn, FeedbackStore
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import (
@@ -154,7 +154,7 @@ def test_bad_input_is_refused() -> None:
 
 
 def test_bad_url_is_a_user_error() -> None:
-    with pytest.raises(UserError, match="cannot open the feedback store"):
+    with pytest.raises(BadInput, match="cannot open the feedback store"):
         FeedbackStore.open("nosuchdb://x")
 
 
@@ -165,5 +165,5 @@ def test_unreachable_database_hides_the_password() -> None:
 
 
 def test_missing_driver_prints_the_install_hint() -> None:
-    with pytest.raises(UserError, match=r"pip install 'helpdesk-scorer\[postgres\]'"):
+    with pytest.raises(BadInput, match=r"pip install 'helpdesk-scorer\[postgres\]'"):
         FeedbackStore.open("postgresql+pg8000://u@127.0.0.1/none")

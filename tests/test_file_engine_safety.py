@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.bulk_file import Decoding, Row, read_rows
-from serving.errors import UserError
+from serving.bulk.file_engine import Decoding, Row, read_rows
+from serving.core.errors import BadInput
 from tests.test_score_cli import run_cli
 
 
@@ -89,7 +89,7 @@ def test_utf16_with_a_bom_is_read_and_without_one_is_named(tmp_path: Path) -> No
     valid, _, decoding = _rows(source)
     assert [r.text for r in valid] == ["héllo"] and decoding.encoding == "utf-16"
     source.write_bytes("id,text\n1,hello\n".encode("utf-16-le"))
-    with pytest.raises(UserError, match="UTF-16 or UTF-32 without a byte-order mark"):
+    with pytest.raises(BadInput, match="UTF-16 or UTF-32 without a byte-order mark"):
         _rows(source)
 
 
@@ -122,7 +122,7 @@ def test_an_oversized_csv_field_loses_only_its_record(tmp_path: Path) -> None:
 
 
 def test_a_failed_run_leaves_no_half_output(tmp_path: Path) -> None:
-    from serving.bulk_file import _replacing
+    from serving.bulk.file_engine import _replacing
 
     out = tmp_path / "out.jsonl"
     out.write_text('{"kept": true}\n')
@@ -136,7 +136,7 @@ def test_a_failed_run_leaves_no_half_output(tmp_path: Path) -> None:
 def test_the_ray_engine_reads_a_bom_and_keeps_the_id() -> None:
     import pyarrow as pa
 
-    from serving.bulk_ray import _records
+    from serving.bulk.ray_engine import _records
 
     rows = list(_records(pa.BufferReader("\ufeffid,text\n7,hello\n".encode()), "in.csv"))
     assert [(r.id, r.text) for r in rows if isinstance(r, Row)] == [("7", "hello")]

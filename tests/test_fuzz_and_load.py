@@ -13,8 +13,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from serving.app import create_app
-from serving.settings import Settings
+from serving.http.app import create_app
+from serving.http.settings import Settings
 from tests.server_process import free_port, start, stop, wait_ready
 
 

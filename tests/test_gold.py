@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.contract import HEADS
-from serving.errors import UserError
+from serving.core.contract import HEADS
+from serving.core.errors import BadInput
 from training.gold import agreement, assign_split, load_labelled, validate
 
 GOLD = Path(__file__).parents[1] / "data" / "gold"
@@ -35,7 +35,7 @@ GOOD = {
     ],
 )
 def test_validate_rejects_guide_violations(change: dict[str, object], message: str) -> None:
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BadInput, match=message):
         validate({**GOOD, **change}, "here")
 
 

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.auth import hash_key
-from serving.batcher import MAX_RESTARTS, BatcherDown, BatchFailed, MicroBatcher, QueueFull
-from serving.scorer import Scores, Timings
-from serving.settings import Settings
+from serving.core.scorer import Scores, Timings
+from serving.http.app import create_app
+from serving.http.auth import hash_key
+from serving.http.batcher import MAX_RESTARTS, BatcherDown, BatchFailed, MicroBatcher, QueueFull
+from serving.http.settings import Settings
 from tests.server_process import free_port, running, start, stop, wait_ready
 
 

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from serving.artifact import ModelError, checksum_lines, folder_digest, seal, verify_folder
-from serving.contract import CHECKSUMS_FILE, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
-from serving.files import sha256_file
-from serving.routers.feedback import QUOTA_WINDOW_SECONDS, FeedbackQuota
-from serving.settings import ApiKey
+from serving.core.artifact import ModelError, checksum_lines, folder_digest, seal, verify_folder
+from serving.core.contract import CHECKSUMS_FILE, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE
+from serving.core.files import sha256_file
+from serving.http.feedback_service import QUOTA_WINDOW_SECONDS, FeedbackQuota
+from serving.http.settings import ApiKey
 from tests.server_process import free_port, start, stop, wait_ready
 from tests.test_server import error_of, make_client
 
@@ -138,7 +138,7 @@ GRAPH_FIELDS = ("inputs", "max_length 128")
 def test_resealed_manifest_fields_are_checked_against_the_graph(
     tiny_release: Path, tmp_path: Path, change: Callable[[dict[str, object]], None], field: str
 ) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     folder = resealed(tiny_release, tmp_path / "model", change)
     with pytest.raises(ModelError, match=MANIFEST_FILE) as refused:
@@ -146,7 +146,7 @@ def test_resealed_manifest_fields_are_checked_against_the_graph(
     assert field in str(refused.value)
     if field not in GRAPH_FIELDS:  # what needs the graph is checked at load only
         with pytest.raises(ModelError, match=field):
-            seal(folder)  # nor will `python -m serving.artifact` seal it
+            seal(folder)  # nor will `python -m serving.core.artifact` seal it
 
 
 def test_a_resealed_manifest_without_golden_scores_is_refused_at_reload(
@@ -168,7 +168,7 @@ def test_a_resealed_tokenizer_the_graph_cannot_take_is_refused(
 ) -> None:
     from tokenizers import Tokenizer
 
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_release, folder)
@@ -291,7 +291,7 @@ def test_the_quota_is_per_caller_over_a_rolling_hour() -> None:
 def test_a_reload_releases_the_old_session(
     client: TestClient, tiny_release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from serving import runtime as runtime_module
+    from serving.http import runtime as runtime_module
 
     trims = []
     monkeypatch.setattr(runtime_module, "release_freed_memory", lambda: trims.append(1))
@@ -312,7 +312,7 @@ def test_a_reload_on_an_idle_server_releases_the_old_session(
 ) -> None:
     """The batch worker lets a model go when its last batch ends, not at the next batch: an
     idle server would otherwise hold two models (about 340 MB of the 400 MB limit)."""
-    from serving import runtime as runtime_module
+    from serving.http import runtime as runtime_module
 
     monkeypatch.setattr(runtime_module, "release_freed_memory", lambda: None)
     runtime = client.app.state.runtime  # type: ignore[attr-defined]

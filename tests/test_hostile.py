@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.settings import Settings
+from serving.http.app import create_app
+from serving.http.settings import Settings
 
 TIMEOUT = 60
 

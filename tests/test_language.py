@@ -12,15 +12,15 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from evaluation.bench.language import _fortune_entries, _slices, main
-from serving.app import create_app
-from serving.bulk_file import score_file
-from serving.bulk_ray import flatten
-from serving.language import language_of
-from serving.phrasing import load_phrases
-from serving.results import ResultBuilder
-from serving.route_policy import load_policy
-from serving.scorer import Scorer
-from serving.settings import Settings
+from serving.bulk.file_engine import score_file
+from serving.bulk.ray_engine import flatten
+from serving.core.decision.phrasing import load_phrases
+from serving.core.decision.route_policy import load_policy
+from serving.core.language import language_of
+from serving.core.results import ResultBuilder
+from serving.core.scorer import Scorer
+from serving.http.app import create_app
+from serving.http.settings import Settings
 
 # Test fixtures, written for these tests (not measurement data: see evaluation/bench/language).
 ENGLISH = [

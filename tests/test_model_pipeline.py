@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from serving.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, mask_column
+from serving.core.contract import HEADS, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE, mask_column
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -61,11 +61,11 @@ def test_resume_continues_after_the_last_epoch(tiny_run: Path, tmp_path: Path) -
 def test_resume_refuses_a_changed_config(tiny_run: Path, tmp_path: Path) -> None:
     """Resuming under another max_length (or data, lr, ...) would continue the checkpoint's
     weights and optimiser as a different experiment: refused, naming what changed."""
-    from serving.errors import UserError
+    from serving.core.errors import BadInput
     from training.train import train
 
     shutil.copytree(tiny_run, tmp_path / "changed")
-    with pytest.raises(UserError, match="max_length: 16 -> 32"):
+    with pytest.raises(BadInput, match="max_length: 16 -> 32"):
         train(variant(tiny_run, tmp_path / "changed", max_length=32), resume=True)
 
 
@@ -86,8 +86,8 @@ def test_a_distilled_student_learns_the_teachers_raw_scores_and_exports(
 ) -> None:
     """`encoder_layers` keeps fewer layers; `teacher` adds the release's scores (calibration
     undone) as soft targets for every train row; the student exports like any run."""
-    from serving.scorer import Scorer
-    from serving.text import encode
+    from serving.core.scorer import Scorer
+    from serving.core.text import encode
     from training.export import export
     from training.run_folder import TEACHER_TARGETS_FILE, load_run
     from training.train import load_splits, train
@@ -135,7 +135,7 @@ def test_onnx_graph_has_named_dynamic_inputs(tiny_release: Path) -> None:
 
 def fp32_folder(release: Path, run: Path, target: Path) -> Path:
     """The release with its int8 graph swapped for the run's fp32 export, re-hashed and sealed."""
-    from serving.artifact import seal
+    from serving.core.artifact import seal
 
     shutil.copytree(release, target)
     shutil.copy(run / "model.fp32.onnx", target / MODEL_FILE)
@@ -147,7 +147,7 @@ def fp32_folder(release: Path, run: Path, target: Path) -> Path:
 
 
 def test_scorer_returns_calibrated_probabilities(tiny_release: Path) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     probs = Scorer.load(tiny_release, threads=1).probabilities(TEXTS)
     assert probs.shape == (3, len(HEADS))
@@ -161,7 +161,7 @@ def test_batching_and_padding_do_not_change_scores(
 ) -> None:
     # The released int8 graph has its activation scales fixed at export (static QDQ), so a
     # message scores the same alone and beside longer or shorter batch-mates, like fp32.
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     folder = (
         tiny_release if graph == "int8" else fp32_folder(tiny_release, tiny_run, tmp_path / "m")
@@ -187,7 +187,7 @@ def test_dynamic_int8_is_refused_by_the_consistency_gate(
 
 
 def test_scorer_reports_truncation(tiny_release: Path) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     scorer = Scorer.load(tiny_release, threads=1)
     short, long = scorer.score(["ok", " ".join(["please"] * 200)])
@@ -198,7 +198,7 @@ def test_scorer_reports_truncation(tiny_release: Path) -> None:
 def test_tampered_file_is_refused_naming_it(
     tiny_release: Path, tmp_path: Path, victim: str
 ) -> None:
-    from serving.scorer import ModelError, Scorer
+    from serving.core.scorer import ModelError, Scorer
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_release, copy)
@@ -210,7 +210,7 @@ def test_tampered_file_is_refused_naming_it(
 
 
 def test_missing_file_and_manifest_are_refused(tiny_release: Path, tmp_path: Path) -> None:
-    from serving.scorer import ModelError, Scorer
+    from serving.core.scorer import ModelError, Scorer
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_release, copy)
@@ -242,7 +242,7 @@ def test_failed_int8_check_leaves_no_release(
 
 
 def test_golden_scores_reproduce_and_catch_a_changed_model(tiny_release: Path) -> None:
-    from serving.scorer import Scorer
+    from serving.core.scorer import Scorer
 
     scorer = Scorer.load(tiny_release, threads=1)
     assert len(scorer.manifest.raw["golden"]) >= 5
@@ -268,13 +268,13 @@ def test_calibrate_only_reproduces_the_run_calibration(tiny_run: Path, tmp_path:
 def test_an_eager_attention_export_fuses_its_attention_with_parity(
     tiny_encoder: Path, tmp_path: Path
 ) -> None:
-    """The speed lever of `evaluation.bench.levers`: onnxruntime's transformer optimizer fuses
-    every layer's attention of an eager-attention export (none of an SDPA one), and the fused
-    graph scores as the unfused one does."""
+    """The speed lever of `evaluation.bench.experiments.levers`: onnxruntime's transformer
+    optimizer fuses every layer's attention of an eager-attention export (none of an SDPA one),
+    and the fused graph scores as the unfused one does."""
     import numpy as np
     import onnxruntime as ort
 
-    from serving.text import TONE_FEATURES
+    from serving.core.text import TONE_FEATURES
     from training.export import onnx_fp32
     from training.model import MultiTaskModel
     from training.quantize import fuse

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.contract import HEADS
-from serving.scorer import Scorer
+from serving.core.contract import HEADS
+from serving.core.schemas import Result
+from serving.core.scorer import Scorer
 from tests.test_score_cli import run_cli
 from tests.test_server import make_client
 
@@ -49,6 +50,12 @@ def test_every_path_gives_a_message_the_same_scores(tiny_release: Path, tmp_path
     result = run_cli("score", str(source), "-o", str(out), "--model", str(tiny_release))
     assert result.returncode == 0, result.stderr
     engine = np.array([scores_of(json.loads(line)) for line in out.read_text().splitlines()])
+    # one result model: the file engine writes the very records the API answers with
+    file_records = [json.loads(line) for line in out.read_text().splitlines()]
+    api_records = together.json()["results"]
+    assert file_records == api_records
+    for record in file_records:
+        assert Result.model_validate(record).record() == record
     for name, got in [
         ("one request", batched),
         ("file engine", engine),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serving.contract import HEADS, mask_column
-from serving.errors import UserError
+from serving.core.contract import HEADS, mask_column
+from serving.core.errors import BadInput
 
 GO_LABELS = (
     "admiration amusement anger annoyance approval caring confusion curiosity desire "
@@ -193,13 +193,13 @@ def test_download_path_verifies_into_cache(project: dict[str, Path]) -> None:
 def test_wrong_checksum_names_the_file(project: dict[str, Path]) -> None:
     target = project["mirror"] / "emobank" / "emobank.csv"
     target.write_text(target.read_text() + "e9,train,3,3,3,tampered\n")
-    with pytest.raises(UserError, match=r"checksum mismatch .*emobank\.csv"):
+    with pytest.raises(BadInput, match=r"checksum mismatch .*emobank\.csv"):
         run_prepare(project, project["mirror"])
 
 
 def test_missing_file_names_the_file(project: dict[str, Path]) -> None:
     (project["mirror"] / "banking77" / "test.csv").unlink()
-    with pytest.raises(UserError, match=r"missing file .*banking77/test\.csv"):
+    with pytest.raises(BadInput, match=r"missing file .*banking77/test\.csv"):
         run_prepare(project, project["mirror"])
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from training.real_scale import build, scale_split
 from training.real_scale_checks import check_answers, contested, review, write_review_batch
 from training.real_scale_draw import draw, render_batches, uncertainty
@@ -150,7 +150,7 @@ def test_build_gates_batches_adjudicates_and_splits_by_thread(scale: tuple[Path,
 
 def test_a_patch_refuses_a_changed_parent() -> None:
     patch = text_patch(PARENT, "where is my bag, it's late")
-    with pytest.raises(UserError, match="parent changed"):
+    with pytest.raises(BadInput, match="parent changed"):
         apply_patch(PARENT + " (edited)", patch, "cf:1")
 
 
@@ -165,7 +165,7 @@ def test_rebuild_is_byte_identical(scale: tuple[Path, Path]) -> None:
 def test_a_disagreement_without_adjudication_is_an_error(scale: tuple[Path, Path]) -> None:
     gold_dir, root = scale
     (root / "adjudication.jsonl").unlink()
-    with pytest.raises(UserError, match="lack adjudication"):
+    with pytest.raises(BadInput, match="lack adjudication"):
         build(root, gold_dir)
 
 
@@ -173,7 +173,7 @@ def test_a_counterfactual_of_a_dev_message_is_refused(scale: tuple[Path, Path]) 
     gold_dir, root = scale
     key = root / "counterfactual_key.jsonl"
     key.write_text(key.read_text().replace('"m4"', '"m2"'))  # m2's thread is a dev thread
-    with pytest.raises(UserError, match="not a train message"):
+    with pytest.raises(BadInput, match="not a train message"):
         build(root, gold_dir)
 
 
@@ -188,14 +188,14 @@ def test_a_counterfactual_of_a_dev_message_is_refused(scale: tuple[Path, Path]) 
     ],
 )
 def test_answer_lines_that_break_the_guide_are_refused(line: str, message: str) -> None:
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BadInput, match=message):
         parse_line(line, "f:1")
 
 
 def test_the_streak_route_is_allowed_only_when_frustrated() -> None:
     _, labels = parse_line("1\tmild\t0\t0\t-\tescalate_senior\trepeat\tthird turn", "f:1")
     assert labels["route"] == "escalate_senior" and labels["tags"] == ["repeat"]
-    with pytest.raises(UserError):
+    with pytest.raises(BadInput):
         parse_line("1\tnone\t0\t0\t-\tescalate_senior\t-\t", "f:1")
 
 
@@ -326,7 +326,7 @@ def test_an_answered_review_key_is_never_replaced(scale: tuple[Path, Path]) -> N
     _contest_boredom_check(root)
     _review(root, gold_dir, ("other", "other"))
     before = (root / "review_key.jsonl").read_bytes()
-    with pytest.raises(UserError, match="reviewers answered it"):
+    with pytest.raises(BadInput, match="reviewers answered it"):
         write_review_batch(pd.DataFrame(), pd.DataFrame(), root, seed=0)
     assert (root / "review_key.jsonl").read_bytes() == before
 
@@ -336,7 +336,7 @@ def test_a_review_file_without_reasons_is_refused(scale: tuple[Path, Path]) -> N
     _contest_boredom_check(root)
     _review(root, gold_dir, ("other", "other"))
     (root / "review" / "r2.tsv").write_text("1\tA\t\n")
-    with pytest.raises(UserError, match="reason"):
+    with pytest.raises(BadInput, match="reason"):
         review(root)
 
 
@@ -352,5 +352,5 @@ def test_batches_render_again_from_the_key(scale: tuple[Path, Path]) -> None:
     (path,) = render_batches(root, pool, ["p02"])
     assert path.read_text().startswith("=== 1 ===\nMESSAGE: text 4\n")
     assert path.read_text().count("=== ") == 8
-    with pytest.raises(UserError, match="no such batch"):
+    with pytest.raises(BadInput, match="no such batch"):
         render_batches(root, pool, ["p99"])

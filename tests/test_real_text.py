@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from tests.test_prepare import FILES, SOURCES, gold_record
 
 REAL_FILES = {
@@ -328,7 +328,7 @@ def test_a_gold_id_missing_from_its_source_is_a_clear_error(tmp_path: Path) -> N
         mirror=mirror, sources=sources, real_gold_dir=folder, real_scale_dir=tmp_path / "none"
     )
     _, _, messages = load_pool(config)
-    with pytest.raises(UserError, match="no message with id 'ibm:404'"):
+    with pytest.raises(BadInput, match="no message with id 'ibm:404'"):
         load_real_labelled(config, messages)
 
 
@@ -381,7 +381,7 @@ def test_real_gold_build_joins_text_by_id_and_splits_by_thread(tmp_path: Path) -
     write("gold_1.jsonl", first)
     write("train_1.jsonl", [label(0, 0) | {"id": "x"}])
     write("second_pass.jsonl", second)
-    with pytest.raises(UserError, match="not adjudicated"):
+    with pytest.raises(BadInput, match="not adjudicated"):
         real_gold.build(root)
     write("adjudication.jsonl", [label(3, 1)])
     report = real_gold.build(root)
@@ -393,7 +393,7 @@ def test_real_gold_build_joins_text_by_id_and_splits_by_thread(tmp_path: Path) -
         assert row["split"] == real_gold.assign_thread_split(row["thread_id"])
     assert {r["split"] for r in rows} == {"dev", "test"}
     write("second_pass.jsonl", [label(99, 0)])
-    with pytest.raises(UserError, match="was not drawn"):
+    with pytest.raises(BadInput, match="was not drawn"):
         real_gold.build(root)
 
 

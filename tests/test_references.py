@@ -11,9 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.errors import UserError
-from serving.phrasing import load_phrases, suggest
-from serving.references import (
+from serving.core.decision.phrasing import load_phrases, suggest
+from serving.core.decision.references import (
     MAX_DIGITS,
     MAX_PHONE_DIGITS,
     MAX_REFERENCES,
@@ -22,6 +21,7 @@ from serving.references import (
     Reference,
     find_references,
 )
+from serving.core.errors import BadInput
 from tests.test_routing_phrasing import BANK, broken_principles
 
 KINDS = BANK.references
@@ -42,7 +42,7 @@ def clean_occurrence(text: str, token: str) -> bool:
 
 def check_echo(text: str, ref: Reference) -> None:
     """The value is the customer's own token, verbatim, and safe to show (an independent
-    oracle for serving/references.py, not a copy of its rules)."""
+    oracle for serving/core/decision/references.py, not a copy of its rules)."""
     value = ref.value
     assert re.fullmatch(r"[A-Za-z0-9-]+", value) and len(value) <= MAX_VALUE_CHARS
     pieces = PIECES.split(text)
@@ -183,7 +183,7 @@ GOOD = r"'''\border\s+(?P<value>[A-Z0-9-]+)'''"
 def test_broken_reference_table_is_a_clear_error(tmp_path: Path, table: str, message: str) -> None:
     path = tmp_path / "phrases.toml"
     path.write_text(f"{BANK_HEAD}[references.order]\n{table}\n")
-    with pytest.raises(UserError, match=message) as caught:
+    with pytest.raises(BadInput, match=message) as caught:
         load_phrases(path)
     assert str(path) in str(caught.value)
 

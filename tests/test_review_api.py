@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from evaluation.review import ReviewSettings, create_review_app
 from evaluation.review.predictions import confusion, load_report
 from serving.cli import app as cli
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from serving.feedback import FeedbackStore
 from tests.review_fixture import QUEUE, agent_flag, write_report
 
@@ -202,7 +202,7 @@ BREAKAGES = {
 def test_broken_report_is_one_clear_error(tmp_path: Path, message: str) -> None:
     folder = write_report(tmp_path / "report")
     BREAKAGES[message](folder)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BadInput, match=message):
         load_report(folder)
 
 
@@ -211,7 +211,7 @@ def test_repeated_id_is_refused(tmp_path: Path) -> None:
     path = folder / "misclassified.jsonl"
     first = path.read_text().splitlines()[0]
     path.write_text(f"{first}\n{first}\n")
-    with pytest.raises(UserError, match=r"misclassified.jsonl:2: id 'a3' appears twice"):
+    with pytest.raises(BadInput, match=r"misclassified.jsonl:2: id 'a3' appears twice"):
         load_report(folder)
 
 

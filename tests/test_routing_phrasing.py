@@ -8,11 +8,17 @@ from pathlib import Path
 import pytest
 
 from evaluation.phrasing_suite import PRINCIPLES
-from serving.contract import HEADS
-from serving.decide import Decision, decide, frustration_level, merge_rules, thread_summary
-from serving.errors import UserError
-from serving.phrasing import load_phrases, suggest
-from serving.route_policy import Policy, load_policy
+from serving.core.contract import HEADS
+from serving.core.decision.decide import (
+    Decision,
+    decide,
+    frustration_level,
+    merge_rules,
+    thread_summary,
+)
+from serving.core.decision.phrasing import load_phrases, suggest
+from serving.core.decision.route_policy import Policy, load_policy
+from serving.core.errors import BadInput
 
 POLICY = load_policy()
 CUT = dict.fromkeys(HEADS, 0.5)
@@ -96,7 +102,7 @@ def test_policy_thresholds_override_the_manifest() -> None:
 def test_broken_policy_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "policy.toml"
     path.write_text(text)
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(BadInput, match=message):
         load_policy(path)
 
 
@@ -150,7 +156,7 @@ def test_a_phrase_claiming_what_its_precondition_lacks_is_refused(
         "[frustrated]\nopen=['Sorry about this.']\n"
     )
     if refused:
-        with pytest.raises(UserError, match=r"precondition|unknown facts"):
+        with pytest.raises(BadInput, match=r"precondition|unknown facts"):
             load_phrases(path)
     else:
         assert phrase in load_phrases(path).all_phrases()
@@ -163,7 +169,7 @@ def test_a_list_of_only_conditional_phrases_is_refused(tmp_path: Path) -> None:
         "next=[{ text = 'Thanks for the detail.', requires = ['detailed'] }]\n"
         "[frustrated]\nopen=['Sorry about this.']\n"
     )
-    with pytest.raises(UserError, match="no precondition"):
+    with pytest.raises(BadInput, match="no precondition"):
         load_phrases(path)
 
 
@@ -184,7 +190,7 @@ def test_preconditions_decide_what_is_offered() -> None:
 
 
 def test_facts_of_a_message() -> None:
-    from serving.phrasing import facts_of
+    from serving.core.decision.phrasing import facts_of
 
     assert facts_of("ok", 0, 0) == frozenset()
     assert facts_of("still broken", 0, 0) == {"repeated"}
@@ -206,7 +212,7 @@ def test_phrase_bank_must_cover_every_route(tmp_path: Path) -> None:
         "[routes.standard]\nopen=['Hi.']\nnext=['Let me check.']\n"
         "[frustrated]\nopen=['Sorry about this.']\n"
     )
-    with pytest.raises(UserError, match="re_engage"):
+    with pytest.raises(BadInput, match="re_engage"):
         load_phrases(path, ("standard", "re_engage"))
 
 

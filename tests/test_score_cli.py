@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.contract import HEADS
+from serving.core.contract import HEADS
 from tests.test_server import RESULT_KEYS
 
 ROOT = Path(__file__).parents[1]
@@ -137,7 +137,8 @@ def test_an_output_named_csv_is_refused_not_filled_with_jsonl(
 def test_serving_imports_no_torch_or_training() -> None:
     """The root CLI merges the training and evaluation sub-apps, and nothing else of theirs."""
     code = (
-        "import sys, serving.cli, serving.scorer, serving.bulk_file, serving.results;"
+        "import sys, serving.cli, serving.core.scorer, serving.bulk.file_engine;"
+        "import serving.core.results;"
         "apps = ('training', 'training.cli', 'evaluation', 'evaluation.cli');"
         "bad = [m for m in sys.modules if m not in apps and m.split('.')[0] in "
         "('torch', 'transformers', 'training', 'evaluation', 'sklearn', 'pandas')];"

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.auth import hash_key
-from serving.batcher import QueueFull
-from serving.contract import HEADS
-from serving.errors import UserError
-from serving.settings import ApiKey, Settings
+from serving.core.contract import HEADS
+from serving.core.errors import BadInput
+from serving.http.app import create_app
+from serving.http.auth import hash_key
+from serving.http.batcher import QueueFull
+from serving.http.settings import ApiKey, Settings
 
 RESULT_KEYS = {
     "id",
@@ -304,7 +304,9 @@ def test_info_reports_the_rules_the_scores_are_decided_by(
     """A policy override of the frustration threshold is what /v1/info shows, as the threshold
     and as the mild level, and what labels and routing apply."""
     policy = tmp_path / "policy.toml"
-    default = (Path(__file__).parents[1] / "serving" / "policy.toml").read_text()
+    default = (
+        Path(__file__).parents[1] / "serving" / "core" / "decision" / "policy.toml"
+    ).read_text()
     policy.write_text("[thresholds]\nfrustration = 0.999\nuncertainty_margin = 0.0\n" + default)
     with make_client(tiny_release, policy_file=policy) as c:
         info = c.get("/v1/info").json()
@@ -321,7 +323,7 @@ def test_info_reports_the_rules_the_scores_are_decided_by(
 def test_broken_policy_fails_at_start(tiny_release: Path, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[[rules]]\nname = 'x'\n")
-    with pytest.raises(UserError, match="policy"):
+    with pytest.raises(BadInput, match="policy"):
         create_app(Settings(model_dir=tiny_release, policy_file=policy))
 
 
@@ -355,7 +357,7 @@ def test_thread_budget_follows_the_cgroup_quota(
 ) -> None:
     import os
 
-    from serving.settings import _cpu_quota
+    from serving.http.settings import _cpu_quota
 
     path = tmp_path / "cpu.max"
     path.write_text(content)
@@ -382,7 +384,7 @@ def test_key_check_compares_every_stored_hash(monkeypatch: pytest.MonkeyPatch) -
     """Constant time: the same number of constant-time comparisons whichever key matches."""
     import hmac
 
-    from serving import auth
+    from serving.http import auth
 
     calls: list[int] = []
     real = hmac.compare_digest
@@ -408,8 +410,8 @@ def test_the_default_model_is_the_checkouts_release_from_any_folder(
     import subprocess
     import sys
 
-    from serving.contract import RELEASE_DIR
-    from serving.settings import Settings
+    from serving.core.contract import RELEASE_DIR
+    from serving.http.settings import Settings
 
     monkeypatch.chdir(tmp_path)
     assert RELEASE_DIR.is_absolute() and (RELEASE_DIR / "manifest.json").is_file()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.text import TONE_FEATURES, encode, load_tokenizer, normalise, tone
+from serving.core.text import TONE_FEATURES, encode, load_tokenizer, normalise, tone
 
 
 @pytest.mark.parametrize(
@@ -61,9 +61,9 @@ def test_ablations_switch_each_part_off_and_restore_it(tiny_release: Path) -> No
     import pandas as pd
 
     from evaluation.ablations import VARIANTS, measure
-    from serving import text as text_path
-    from serving.contract import HEADS, mask_column
-    from serving.scorer import Scorer
+    from serving.core import text as text_path
+    from serving.core.contract import HEADS, mask_column
+    from serving.core.scorer import Scorer
 
     rows = pd.DataFrame(
         {

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.contract import HEADS
-from serving.scorer import Scorer
-from serving.text import context_of_history, context_text, encode, load_tokenizer
-from serving.threads import flatten_threads, split_threads
+from serving.core.contract import HEADS
+from serving.core.scorer import Scorer
+from serving.core.text import context_of_history, context_text, encode, load_tokenizer
+from serving.core.threads import flatten_threads, split_threads
 
 HISTORY = [
     "my parcel never arrived",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.artifact import verify_folder
+from serving.core.artifact import verify_folder
 from training.tracking import MLFLOW_RUN_FILE, tracking_uri
 
 
@@ -46,8 +46,8 @@ def test_evaluate_logs_to_the_run_it_evaluates(
     tiny_run: Path, tiny_release: Path, tiny_dataset: Path, tmp_path: Path, client
 ) -> None:  # type: ignore[no-untyped-def]
     from evaluation.evaluate import Options, evaluate
-    from serving.phrasing import DEFAULT_PHRASES
-    from serving.route_policy import DEFAULT_POLICY
+    from serving.core.decision.phrasing import DEFAULT_PHRASES
+    from serving.core.decision.route_policy import DEFAULT_POLICY
 
     options = Options(
         tiny_release,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from evaluation.metrics import best_f1_threshold, hard_labels
-from serving.artifact import TEMPERATURE_RANGE
+from serving.core.artifact import TEMPERATURE_RANGE
+from serving.core.metrics import best_f1_threshold, hard_labels
 
 __all__ = ["fit_temperature", "frustration_cutoffs", "sigmoid"]
 

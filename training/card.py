@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from serving.contract import HEADS, SPLITS, mask_column
+from serving.core.contract import HEADS, SPLITS, mask_column
 
 __all__ = ["length_auroc", "lf_summary_lines", "table", "write_card"]
 

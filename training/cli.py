@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from serving.cli_common import user_errors
+from serving.core.cli_common import user_errors
 
 __all__ = ["training_app"]
 

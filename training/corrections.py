@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from serving.contract import HEADS, mask_column
-from serving.errors import UserError
+from serving.core.contract import HEADS, mask_column
+from serving.core.errors import BadInput
 from serving.feedback import FeedbackRecord
 from serving.feedback.schemas import in_force
 from training.dataset_rules import match_key, pool_split
@@ -44,7 +44,7 @@ def load_corrections(paths: Sequence[Path]) -> list[FeedbackRecord]:
     records: list[FeedbackRecord] = []
     for path in paths:
         if not path.is_file():
-            raise UserError(f"corrections file not found: {path}")
+            raise BadInput(f"corrections file not found: {path}")
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -53,7 +53,7 @@ def load_corrections(paths: Sequence[Path]) -> list[FeedbackRecord]:
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "line"
-                raise UserError(f"{path}:{number}: {where}: {first['msg']}") from None
+                raise BadInput(f"{path}:{number}: {where}: {first['msg']}") from None
     return sorted(in_force(records), key=lambda r: (r.created_at, r.sample_id, r.head))
 
 

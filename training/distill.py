@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from serving.contract import HEADS, mask_column
-from serving.scorer import Scorer
-from serving.text import normalise
+from serving.core.contract import HEADS, mask_column
+from serving.core.scorer import Scorer
+from serving.core.text import normalise
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import held_back_threads
 

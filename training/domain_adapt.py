@@ -25,7 +25,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from serving.text import normalise
+from serving.core.text import normalise
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import held_back_threads
 from training.sources import DEFAULT_MIRROR
@@ -120,7 +120,7 @@ def probe(encoder: str, dataset: Path) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    from serving.contract import HEADS, mask_column
+    from serving.core.contract import HEADS, mask_column
     from training.dataset_rules import calibration_rows
 
     data = pd.read_parquet(dataset)

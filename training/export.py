@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from evaluation.metrics import auroc, best_f1_threshold, expected_calibration_error, f1_at
-from serving.artifact import seal
-from serving.consistency import batch_dependence
-from serving.contract import (
+from serving.core.artifact import seal
+from serving.core.consistency import batch_dependence
+from serving.core.contract import (
     CHECKSUMS_FILE,
     HEADS,
     MANIFEST_FILE,
@@ -30,10 +29,11 @@ from serving.contract import (
     graph_inputs,
     mask_column,
 )
-from serving.errors import ParityError
-from serving.files import sha256_file
-from serving.scorer import Scorer
-from serving.text import TONE_FEATURES, load_tokenizer
+from serving.core.errors import ParityError
+from serving.core.files import sha256_file
+from serving.core.metrics import auroc, best_f1_threshold, expected_calibration_error, f1_at
+from serving.core.scorer import Scorer
+from serving.core.text import TONE_FEATURES, load_tokenizer
 from training.calibrate import sigmoid
 from training.model import MultiTaskModel
 from training.model_card import model_card

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from serving.contract import FRUSTRATION_LEVELS, HEADS
-from serving.errors import UserError
+from serving.core.contract import FRUSTRATION_LEVELS, HEADS
+from serving.core.errors import BadInput
 from training.dataset_rules import GOLD_SALT, GOLD_SPLITS, hash_split
 
 __all__ = [
@@ -34,18 +34,18 @@ def validate(record: dict[str, object], where: str) -> dict[str, object]:
     """Check one labelled message against the labelling guide's rules; return it unchanged."""
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise UserError(f"{where}: empty or missing text")
+        raise BadInput(f"{where}: empty or missing text")
     for head in ("frustration", "boredom", "complaint"):
         if record.get(head) not in (0, 1):
-            raise UserError(f"{where}: {head} must be 0 or 1, got {record.get(head)!r}")
+            raise BadInput(f"{where}: {head} must be 0 or 1, got {record.get(head)!r}")
     level = record.get("frustration_level")
     if level not in FRUSTRATION_LEVELS or (level == "none") != (record["frustration"] == 0):
-        raise UserError(f"{where}: frustration_level {level!r} disagrees with frustration")
+        raise BadInput(f"{where}: frustration_level {level!r} disagrees with frustration")
     legit = record.get("legitimacy")
     if record["complaint"] == 1 and legit not in (0, 1):
-        raise UserError(f"{where}: a complaint needs legitimacy 0 or 1, got {legit!r}")
+        raise BadInput(f"{where}: a complaint needs legitimacy 0 or 1, got {legit!r}")
     if record["complaint"] == 0 and legit is not None:
-        raise UserError(f"{where}: legitimacy must be null when complaint is 0")
+        raise BadInput(f"{where}: legitimacy must be null when complaint is 0")
     return record
 
 
@@ -57,7 +57,7 @@ def write_jsonl_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) for each non-blank line; invalid JSON is a UserError naming the line."""
+    """(where, record) for each non-blank line; invalid JSON is a BadInput naming the line."""
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -65,7 +65,7 @@ def jsonl_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: invalid JSON ({exc.msg})") from None
+            raise BadInput(f"{where}: invalid JSON ({exc.msg})") from None
         yield where, record
 
 
@@ -77,7 +77,7 @@ def load_labelled(paths: Iterable[Path]) -> list[dict[str, object]]:
         for where, record in jsonl_records(path):
             validate(record, where)
             if record["id"] in seen:
-                raise UserError(f"{where}: duplicate id {record['id']!r}")
+                raise BadInput(f"{where}: duplicate id {record['id']!r}")
             seen.add(record["id"])
             records.append(record)
     return records
@@ -122,7 +122,7 @@ def build(gold_dir: Path) -> None:
     second = {str(r["id"]): r for r in load_labelled([gold_dir / "second_pass.jsonl"])}
     unknown = set(second) - set(first)
     if unknown:
-        raise UserError(f"second pass has ids not in the first pass: {sorted(unknown)[:5]}")
+        raise BadInput(f"second pass has ids not in the first pass: {sorted(unknown)[:5]}")
     adjudicated_path = gold_dir / "adjudication.jsonl"
     adjudicated = (
         {str(r["id"]): r for r in load_labelled([adjudicated_path])}
@@ -132,7 +132,7 @@ def build(gold_dir: Path) -> None:
     disagreements = [i for i in second if any(first[i][k] != second[i][k] for k in LABEL_KEYS)]
     missing = [i for i in disagreements if i not in adjudicated]
     if missing:
-        raise UserError(f"{len(missing)} disagreements are not adjudicated, e.g. {missing[:5]}")
+        raise BadInput(f"{len(missing)} disagreements are not adjudicated, e.g. {missing[:5]}")
     report = {
         "first_pass": len(first),
         "second_pass": len(second),

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
-from serving.contract import HEADS
-from serving.text import TONE_FEATURES
+from serving.core.contract import HEADS
+from serving.core.text import TONE_FEATURES
 
 __all__ = ["MultiTaskModel"]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from serving.contract import HEADS
+from serving.core.contract import HEADS
 from training.card import table
 from training.run_folder import METRICS_FILE
 
@@ -76,9 +76,9 @@ def model_card(manifest: dict[str, Any], run_dir: Path) -> str:
         "",
         "all-MiniLM-L6-v2 (Apache-2.0) fine-tuned with one logit per head (frustration, boredom, "
         "complaint, legitimacy) over its mean-pooled output and eight tone features (capitals, "
-        "repeated punctuation, elongation, emoji, ellipsis: `serving/text.py`), exported to ONNX "
-        f"and quantised to int8 ({manifest['quantization']}: activation scales fixed at export, "
-        "so a message gets the same scores alone, in any batch and in any engine). Text is "
+        "repeated punctuation, elongation, emoji, ellipsis: `serving/core/text.py`), exported to "
+        f"ONNX and quantised to int8 ({manifest['quantization']}: activation scales fixed at "
+        "export, so a message gets the same scores alone, in any batch and in any engine). Text is "
         "normalised (NFKC, look-alike letters) before tokenizing; messages over "
         f"{manifest['max_length']} tokens keep their first and last tokens and say "
         "`truncated`. Scores are calibrated probabilities: sigmoid(logit / T), one temperature "

@@ -12,10 +12,10 @@ import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from evaluation.metrics import auroc
-from serving.contract import HEADS, mask_column
-from serving.text import context_of_history
-from serving.text import encode as encode_texts
+from serving.core.contract import HEADS, mask_column
+from serving.core.metrics import auroc
+from serving.core.text import context_of_history
+from serving.core.text import encode as encode_texts
 from training.config import TrainConfig
 from training.model import MultiTaskModel
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from serving.contract import HEADS, mask_column
-from serving.errors import UserError
+from serving.core.contract import HEADS, mask_column
+from serving.core.errors import BadInput
 from training.card import write_card
 from training.corrections import apply_corrections, load_corrections
 from training.dataset_rules import HAND_SOURCES, match_key, pool_split
@@ -112,7 +112,7 @@ REAL_KEYS = ["source", "id", "text", "thread_id", "history"]
 def load_hand_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> pd.DataFrame:
     gold_path = config.gold_dir / "gold.jsonl"
     if not gold_path.is_file():
-        raise UserError(f"gold set not found: {gold_path}")
+        raise BadInput(f"gold set not found: {gold_path}")
     gold = pd.DataFrame(load_labelled([gold_path])).assign(source="gold")
     hand_paths = sorted(config.handwritten_dir.glob("*.jsonl"))
     frames = [gold]
@@ -157,7 +157,7 @@ def load_real_labelled(config: PrepareConfig, real_messages: pd.DataFrame) -> li
                 continue
             key = (record["source"], record.get("parent_id", record["id"]))
             if key not in index.index:
-                raise UserError(f"{where}: {key[0]} has no message with id {key[1]!r}")
+                raise BadInput(f"{where}: {key[0]} has no message with id {key[1]!r}")
             message = index.loc[key]
             own = message["text"]
             if "patch" in record:  # a synthetic edit: rebuilt from its parent, never stored
@@ -266,7 +266,7 @@ class Prepared:
 def prepare(config: PrepareConfig) -> Prepared:
     """Build dataset.parquet, DATASET_CARD.md and stats.json in config.out."""
     if config.mirror is not None and not config.mirror.is_dir():
-        raise UserError(f"mirror folder not found: {config.mirror}")
+        raise BadInput(f"mirror folder not found: {config.mirror}")
     corrections = load_corrections(config.corrections)  # bad files fail before the long work
     pool, checksums, real_messages = load_pool(config)
     hand = load_hand_labelled(config, real_messages)

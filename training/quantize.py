@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from serving.contract import graph_inputs
-from serving.text import encode
+from serving.core.contract import graph_inputs
+from serving.core.text import encode
 
 __all__ = ["CALIBRATION_MESSAGES", "calibration_reader", "quantize", "static_recipe"]
 
@@ -77,7 +77,7 @@ def static_recipe(fp32: Path) -> dict[str, Any]:
     Every down projection stays fp32. On 0.4.0's weights layer 0's carries the activation
     outliers (int8 there alone: -0.0041 dev AUROC; any other one layer: -0.0011 to -0.0017;
     all six: -0.0052, over the gate), and int8 in layers 1-5 (-0.0026, 1.2x faster) fails the
-    behaviour gate, 75.1% against 78.4% (`python -m evaluation.bench.int8_sensitivity`,
+    behaviour gate, 75.1% against 78.4% (`python -m evaluation.bench.experiments.int8_sensitivity`,
     docs/benchmark-profiling.md)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType

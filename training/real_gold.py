@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from training.dataset_rules import REAL_GOLD_SALT, REAL_GOLD_SPLITS, hash_split
 from training.gold import LABEL_KEYS, agreement, jsonl_records, validate
 from training.real_sources import REAL_CUSTOMER_SOURCES, REAL_LOADERS
@@ -137,13 +137,13 @@ def _labels(paths: list[Path], drawn: dict[str, dict[str, object]]) -> dict[str,
         for where, record in jsonl_records(path):
             message = drawn.get(str(record.get("id")))
             if message is None:
-                raise UserError(f"{where}: id {record.get('id')!r} was not drawn")
+                raise BadInput(f"{where}: id {record.get('id')!r} was not drawn")
             if record.get("route") not in ROUTES:
-                raise UserError(
+                raise BadInput(
                     f"{where}: route must be one of {ROUTES}, got {record.get('route')!r}"
                 )
             if str(record["id"]) in joined:
-                raise UserError(f"{where}: duplicate id {record['id']!r}")
+                raise BadInput(f"{where}: duplicate id {record['id']!r}")
             joined[str(record["id"])] = validate(
                 {
                     **message,
@@ -177,7 +177,7 @@ def build(root: Path = REAL_GOLD_DIR) -> dict[str, object]:
     disagreements = [i for i in second if any(first_gold[i][k] != second[i][k] for k in keys)]
     missing = [i for i in disagreements if i not in adjudicated]
     if missing:
-        raise UserError(f"{len(missing)} disagreements are not adjudicated, e.g. {missing[:5]}")
+        raise BadInput(f"{len(missing)} disagreements are not adjudicated, e.g. {missing[:5]}")
     gold = {
         i: {**r, **{k: adjudicated[i][k] for k in keys}} if i in adjudicated else r
         for i, r in first_gold.items()

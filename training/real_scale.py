@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.errors import UserError
-from serving.files import sha256_file
+from serving.core.errors import BadInput
+from serving.core.files import sha256_file
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
-from training.real_scale_checks import retired_checks
 from training.real_scale_labels import (
     AGREEMENT_KEYS,
     HEAD_KEYS,
@@ -42,9 +41,19 @@ from training.real_scale_labels import (
     read_key,
 )
 
-__all__ = ["CHECK_KAPPA", "SCALE_DIR", "build", "held_back_threads", "scale_split"]
+__all__ = [
+    "CHECK_KAPPA",
+    "REVIEW_FILE",
+    "SCALE_DIR",
+    "build",
+    "held_back_threads",
+    "retired_checks",
+    "scale_split",
+]
 
 SCALE_DIR = Path("data/real_scale")
+#: The contested-check review's verdicts (training/real_scale_checks.py writes it).
+REVIEW_FILE = "check_review.jsonl"
 CHECK_KAPPA = 0.75
 EDITS = ("tone_calm", "tone_angry", "reference_added", "reference_removed", "name", "typos")
 
@@ -66,6 +75,14 @@ def held_back_threads(real_gold_dir: Path = REAL_GOLD_DIR, root: Path = SCALE_DI
             if scale_split(str(record["thread_id"])) != "train":
                 threads.add(str(record["thread_id"]))
     return threads
+
+
+def retired_checks(root: Path) -> set[tuple[str, str]]:
+    """(check id, head) pairs the review retired from the gate; empty before any review."""
+    path = root / REVIEW_FILE
+    if not path.is_file():
+        return set()
+    return {(str(r["id"]), str(r["head"])) for _, r in jsonl_records(path) if r["retired"]}
 
 
 def kappa(first: list[Any], second: list[Any]) -> float | None:
@@ -145,9 +162,9 @@ def _adjudications(root: Path, first: dict[str, dict[str, Any]]) -> dict[str, di
         return out
     for where, record in jsonl_records(path):
         if str(record.get("id")) not in first:
-            raise UserError(f"{where}: id {record.get('id')!r} has no first-pass label")
+            raise BadInput(f"{where}: id {record.get('id')!r} has no first-pass label")
         if not str(record.get("reason", "")).strip():
-            raise UserError(f"{where}: an adjudication needs its written reason")
+            raise BadInput(f"{where}: an adjudication needs its written reason")
         _, labels = parse_line(f"0\t{record['line']}", where)
         out[str(record["id"])] = {**labels, "note": f"adjudicated: {record['reason']}"}
     return out
@@ -173,17 +190,17 @@ def _counterfactuals(root: Path, labelled: dict[str, dict[str, Any]]) -> list[di
         for where, record in jsonl_records(path):
             parent_id = parents.get((path.stem, record.get("item")))
             if parent_id is None:
-                raise UserError(f"{where}: item {record.get('item')!r} is not in {path.stem}")
+                raise BadInput(f"{where}: item {record.get('item')!r} is not in {path.stem}")
             parent = labelled.get(parent_id)
             if parent is None:
                 continue
             if parent["split"] != "train":
-                raise UserError(f"{where}: parent {parent_id} is not a train message")
+                raise BadInput(f"{where}: parent {parent_id} is not a train message")
             if record.get("edit") not in EDITS:
-                raise UserError(f"{where}: edit must be one of {EDITS}")
+                raise BadInput(f"{where}: edit must be one of {EDITS}")
             patch = record.get("patch")
             if not isinstance(patch, dict) or not patch.get("ops"):
-                raise UserError(f"{where}: needs a non-empty patch against its parent")
+                raise BadInput(f"{where}: needs a non-empty patch against its parent")
             fields = [
                 "-" if record.get(k) is None else str(record[k])
                 for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
@@ -265,9 +282,7 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
     disagree = disagreements(gated)
     missing = [i for i in disagree if i not in adjudicated]
     if missing:
-        raise UserError(
-            f"{len(missing)} second-pass disagreements lack adjudication: {missing[:5]}"
-        )
+        raise BadInput(f"{len(missing)} second-pass disagreements lack adjudication: {missing[:5]}")
     labelled: dict[str, dict[str, Any]] = {}
     for i in sorted(first, key=lambda x: (drawn[x]["batch"], x)):
         labels = adjudicated.get(i, first[i])

@@ -11,8 +11,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from training.real_scale import CHECK_KAPPA, SCALE_DIR
-from training.real_scale_checks import CONTEST_MIN_SEEN, CONTEST_SHARE, REVIEW_FILE
+from training.real_scale import CHECK_KAPPA, REVIEW_FILE, SCALE_DIR
+from training.real_scale_checks import CONTEST_MIN_SEEN, CONTEST_SHARE
 
 __all__ = ["render_card"]
 

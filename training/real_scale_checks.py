@@ -34,18 +34,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from training.gold import jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR
+from training.real_scale import REVIEW_FILE, SCALE_DIR, gate, gold_dev
+from training.real_scale_draw import thread_block
 from training.real_scale_labels import AGREEMENT_KEYS, HEAD_KEYS, parse_answers, read_key
 from training.sources import DEFAULT_MIRROR
 
 __all__ = [
     "CONTEST_MIN_SEEN",
     "CONTEST_SHARE",
-    "REVIEW_FILE",
     "contested",
-    "retired_checks",
     "review",
 ]
 
@@ -53,7 +53,6 @@ __all__ = [
 CONTEST_SHARE = 0.5
 #: ... over at least this many attempts.
 CONTEST_MIN_SEEN = 3
-REVIEW_FILE = "check_review.jsonl"
 VERDICTS = ("A", "B", "undecided")
 _QUESTIONS = {
     "frustration": "Is the customer frustrated (mild or strong)?",
@@ -119,11 +118,10 @@ def write_review_batch(table: pd.DataFrame, pool: pd.DataFrame, root: Path, seed
     Refuses to replace a key the reviewers' files already answer: the review runs once, at a
     fixed point, and later attempts would change which checks are contested."""
     if (root / "review_key.jsonl").exists() and any((root / "review").glob("r*.tsv")):
-        raise UserError(
+        raise BadInput(
             f"{root / 'review_key.jsonl'} exists and reviewers answered it; "
             "to review again, move it and the review folder aside first"
         )
-    from training.real_scale_draw import thread_block
 
     rng = np.random.default_rng(seed)
     blocks, keys = [], []
@@ -160,17 +158,17 @@ def parse_review(path: Path, items: int) -> dict[int, tuple[str, str]]:
         fields = [f.strip() for f in line.split("\t")]
         where = f"{path}:{n}"
         if len(fields) < 3 or not fields[2]:
-            raise UserError(f"{where}: needs `item<TAB>A|B|undecided<TAB>reason`")
+            raise BadInput(f"{where}: needs `item<TAB>A|B|undecided<TAB>reason`")
         if not fields[0].isdigit() or not 1 <= int(fields[0]) <= items:
-            raise UserError(f"{where}: item must be a number from 1 to {items}")
+            raise BadInput(f"{where}: item must be a number from 1 to {items}")
         if fields[1] not in VERDICTS:
-            raise UserError(f"{where}: verdict must be one of {VERDICTS}, got {fields[1]!r}")
+            raise BadInput(f"{where}: verdict must be one of {VERDICTS}, got {fields[1]!r}")
         if int(fields[0]) in verdicts:
-            raise UserError(f"{where}: item {fields[0]} answered twice")
+            raise BadInput(f"{where}: item {fields[0]} answered twice")
         verdicts[int(fields[0])] = (fields[1], "\t".join(fields[2:]))
     missing = sorted(set(range(1, items + 1)) - set(verdicts))
     if missing:
-        raise UserError(f"{path}: items missing {missing[:20]}")
+        raise BadInput(f"{path}: items missing {missing[:20]}")
     return verdicts
 
 
@@ -180,7 +178,7 @@ def review(root: Path) -> list[dict[str, Any]]:
     key = [r for _, r in jsonl_records(root / "review_key.jsonl")]
     files = sorted((root / "review").glob("r*.tsv"))
     if len(files) < 2:
-        raise UserError(f"{root / 'review'} needs two reviewers' files (r1.tsv, r2.tsv)")
+        raise BadInput(f"{root / 'review'} needs two reviewers' files (r1.tsv, r2.tsv)")
     reviewers = [parse_review(path, len(key)) for path in files]
     records = []
     for entry in key:
@@ -207,8 +205,6 @@ def review(root: Path) -> list[dict[str, Any]]:
 def write_adjudication_batch(root: Path, pool: pd.DataFrame) -> int:
     """`to_label/adjudicate.txt`: every second-pass disagreement not yet adjudicated, with its
     thread and both labellers' answer lines (the guide's adjudicator reads both)."""
-    from training.real_scale import gate
-    from training.real_scale_draw import thread_block
 
     gated = gate(root)
     done = {str(r["id"]) for _, r in jsonl_records(root / "adjudication.jsonl")}
@@ -249,17 +245,8 @@ def _answer_line(labels: dict[str, Any]) -> str:
     )
 
 
-def retired_checks(root: Path) -> set[tuple[str, str]]:
-    """(check id, head) pairs the review retired from the gate; empty before any review."""
-    path = root / REVIEW_FILE
-    if not path.is_file():
-        return set()
-    return {(str(r["id"]), str(r["head"])) for _, r in jsonl_records(path) if r["retired"]}
-
-
 def main() -> None:
     from training.real_gold import real_pool
-    from training.real_scale import SCALE_DIR, gold_dev
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["contested", "review", "disputes"])
@@ -287,7 +274,7 @@ def main() -> None:
             retired = Counter(r["head"] for r in records if r["retired"])
             print(f"{sum(retired.values())} of {len(records)} contested checks retired: ", end="")
             print(dict(retired))
-    except UserError as exc:
+    except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 

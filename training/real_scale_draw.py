@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 from training.gold import jsonl_records
 from training.real_gold import MAX_DRAW_CHARS, REAL_GOLD_DIR, real_pool
+from training.real_scale import scale_split
 from training.real_scale_labels import read_key
 from training.sources import DEFAULT_MIRROR
 
@@ -272,7 +273,7 @@ def render_batches(root: Path, pool: pd.DataFrame, names: list[str]) -> list[Pat
     items = {b: [str(k["id"]) for k in key] for b, key in read_key(root).items()}
     unknown = sorted(set(names) - set(items))
     if unknown:
-        raise UserError(f"no such batch in {root / 'key.jsonl'}: {unknown}")
+        raise BadInput(f"no such batch in {root / 'key.jsonl'}: {unknown}")
     (root / "to_label").mkdir(parents=True, exist_ok=True)
     written = []
     for name in names:
@@ -290,7 +291,6 @@ COUNTERFACTUAL_BATCH = 300
 def write_counterfactual_batches(drawn: pd.DataFrame, root: Path, seed: int = SEED) -> None:
     """Batches of train-split messages (by thread) for labellers to write one minimal edit of
     each; `counterfactual_key.jsonl` maps batch items to parent ids."""
-    from training.real_scale import scale_split
 
     rng = np.random.default_rng(seed + 2)
     train = drawn[drawn["thread_id"].map(scale_split) == "train"]
@@ -334,8 +334,8 @@ def write_counterfactual_patches(root: Path, pool: pd.DataFrame) -> int:
 
 
 def _release_scorer(folder: Path) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
-    from serving.contract import HEADS
-    from serving.scorer import Scorer
+    from serving.core.contract import HEADS
+    from serving.core.scorer import Scorer
 
     scorer = Scorer.load(folder)
     thresholds = np.array([scorer.manifest.thresholds[h] for h in HEADS])
@@ -364,7 +364,7 @@ def main() -> None:
     if args.render:
         try:
             paths = render_batches(args.root, real_pool(args.mirror), args.render)
-        except UserError as exc:
+        except BadInput as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         print(f"wrote {len(paths)} batches in {args.root / 'to_label'}")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from serving.contract import FRUSTRATION_LEVELS
-from serving.errors import UserError
+from serving.core.contract import FRUSTRATION_LEVELS
+from serving.core.errors import BadInput
 from training.real_gold import ROUTES
 
 __all__ = [
@@ -34,7 +34,7 @@ HEAD_KEYS = ("frustration", "boredom", "complaint", "legitimacy")
 AGREEMENT_KEYS = (*HEAD_KEYS, "frustration_level", "route")
 
 
-class IncompleteAnswers(UserError):
+class IncompleteAnswers(BadInput):
     """A batch file that does not answer every item yet (its labeller is still at work)."""
 
 
@@ -50,7 +50,8 @@ def read_key(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def policy_route(labels: dict[str, object]) -> str:
-    """The route serving/policy.toml gives these labels for a lone message (no streak)."""
+    """The route serving/core/decision/policy.toml gives these labels for a lone message (no
+    streak)."""
     frustrated, complaint = labels["frustration"] == 1, labels["complaint"] == 1
     if frustrated and complaint:
         return "escalate_senior" if labels["legitimacy"] == 1 else "supervisor_support"
@@ -61,21 +62,21 @@ def policy_route(labels: dict[str, object]) -> str:
 
 def _flag(value: str, name: str, where: str) -> int:
     if value not in ("0", "1"):
-        raise UserError(f"{where}: {name} must be 0 or 1, got {value!r}")
+        raise BadInput(f"{where}: {name} must be 0 or 1, got {value!r}")
     return int(value)
 
 
 def parse_line(line: str, where: str) -> tuple[int, dict[str, object]]:
-    """(item number, labels) of one answer line; any rule broken is a UserError naming it."""
+    """(item number, labels) of one answer line; any rule broken is a BadInput naming it."""
     fields = line.rstrip("\n").split("\t")
     if len(fields) < 7:
-        raise UserError(f"{where}: needs 7 or 8 tab-separated fields, got {len(fields)}")
+        raise BadInput(f"{where}: needs 7 or 8 tab-separated fields, got {len(fields)}")
     item, level, boredom, complaint, legitimacy, route, tags = (f.strip() for f in fields[:7])
     note = "\t".join(fields[7:]).strip()
     if not item.isdigit():
-        raise UserError(f"{where}: item must be a number, got {item!r}")
+        raise BadInput(f"{where}: item must be a number, got {item!r}")
     if level not in FRUSTRATION_LEVELS:
-        raise UserError(f"{where}: frustration_level must be one of {FRUSTRATION_LEVELS}")
+        raise BadInput(f"{where}: frustration_level must be one of {FRUSTRATION_LEVELS}")
     labels: dict[str, object] = {
         "frustration": int(level != "none"),
         "frustration_level": level,
@@ -85,19 +86,19 @@ def parse_line(line: str, where: str) -> tuple[int, dict[str, object]]:
     if labels["complaint"] == 1:
         labels["legitimacy"] = _flag(legitimacy, "legitimacy (complaint is 1)", where)
     elif legitimacy != "-":
-        raise UserError(f"{where}: legitimacy must be '-' when complaint is 0")
+        raise BadInput(f"{where}: legitimacy must be '-' when complaint is 0")
     else:
         labels["legitimacy"] = None
     if route not in ROUTES:
-        raise UserError(f"{where}: route must be one of {ROUTES}, got {route!r}")
+        raise BadInput(f"{where}: route must be one of {ROUTES}, got {route!r}")
     implied = policy_route(labels)
     streak = route == "escalate_senior" and labels["frustration"] == 1
     if route != implied and not streak:
-        raise UserError(f"{where}: these labels give route {implied!r}, not {route!r}")
+        raise BadInput(f"{where}: these labels give route {implied!r}, not {route!r}")
     tag_list = [] if tags in ("", "-") else [t.strip() for t in tags.split(",")]
     unknown = [t for t in tag_list if t not in TAGS]
     if unknown:
-        raise UserError(f"{where}: unknown tags {unknown}; known: {TAGS}")
+        raise BadInput(f"{where}: unknown tags {unknown}; known: {TAGS}")
     return int(item), {**labels, "route": route, "tags": tag_list, "note": note}
 
 
@@ -109,12 +110,12 @@ def parse_answers(path: Path, items: int | None = None) -> dict[int, dict[str, o
             continue
         item, labels = parse_line(line, f"{path}:{n}")
         if item in answers:
-            raise UserError(f"{path}:{n}: item {item} answered twice")
+            raise BadInput(f"{path}:{n}: item {item} answered twice")
         answers[item] = labels
     if items is not None:
         extra = sorted(set(answers) - set(range(1, items + 1)))
         if extra:
-            raise UserError(f"{path}: items not in the batch: {extra}")
+            raise BadInput(f"{path}: items not in the batch: {extra}")
         missing = sorted(set(range(1, items + 1)) - set(answers))
         if missing:
             raise IncompleteAnswers(f"{path}: items missing {missing[:20]}")
@@ -129,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         answers = parse_answers(args.file, args.items)
-    except UserError as exc:
+    except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"ok: {len(answers)} answers in {args.file}")

@@ -1,5 +1,5 @@
 """The reference score distribution of a model folder, which the server's drift metric compares
-recent traffic against (serving/drift.py): per head, the histogram of calibrated scores of the
+recent traffic against (serving/core/drift.py): per head, the histogram of calibrated scores of the
 dataset's dev messages of real customer text (the calibration rows, CALIBRATION_GROUPS).
 
 Export writes it; for a model folder exported without one, add it without retraining (the
@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from serving.artifact import seal, verify_folder
-from serving.contract import HEADS, MANIFEST_FILE
-from serving.drift import DRIFT_BINS, bin_counts
-from serving.errors import UserError
-from serving.files import sha256_file
-from serving.scorer import Scorer
-from serving.text import context_of_history
+from serving.core.artifact import seal, verify_folder
+from serving.core.contract import HEADS, MANIFEST_FILE
+from serving.core.drift import DRIFT_BINS, bin_counts
+from serving.core.errors import BadInput
+from serving.core.files import sha256_file
+from serving.core.scorer import Scorer
+from serving.core.text import context_of_history
 from training.dataset_rules import calibration_rows
 
 __all__ = ["add_reference", "reference"]
@@ -53,12 +53,12 @@ def add_reference(folder: Path, dataset: Path) -> str:
     try:
         frame = pd.read_parquet(dataset)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read dataset {dataset}: {exc}") from None
+        raise BadInput(f"cannot read dataset {dataset}: {exc}") from None
     if "split" not in frame or "text" not in frame:
-        raise UserError(f"{dataset} is not a prepared dataset (needs text and split columns)")
+        raise BadInput(f"{dataset} is not a prepared dataset (needs text and split columns)")
     dev = frame[frame["split"] == "dev"].reset_index(drop=True)
     if dev.empty:
-        raise UserError(f"{dataset} has no dev rows")
+        raise BadInput(f"{dataset} has no dev rows")
     path = folder / MANIFEST_FILE
     manifest = json.loads(path.read_text())
     manifest["reference"] = reference(scorer, dev, dataset)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         print(f"{add_reference(args.model_dir, args.dataset)}  {args.model_dir}")
-    except UserError as exc:
+    except BadInput as exc:
         sys.exit(f"error: {exc}")
 
 

@@ -1,4 +1,4 @@
-"""A training run folder's contract, the way `serving/contract.py` is the release folder's: the
+"""A training run folder's contract, the way `serving/core/contract.py` is the release folder's: the
 file names `train` writes, and `load_run()` for everything that reads a finished run (export,
 recalibration, evaluation's fp32 column, the benchmarks). Importing it needs no torch.
 """
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from serving.contract import TOKENIZER_FILE
-from serving.errors import UserError
+from serving.core.contract import TOKENIZER_FILE
+from serving.core.errors import BadInput
 from training.config import TrainConfig, load_config
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class FinishedRun:
     def calibration(self) -> dict[str, Any]:
         path = self.folder / CALIBRATION_FILE
         if not path.is_file():
-            raise UserError(f"{self.folder} has no {CALIBRATION_FILE} (run `train` or `calibrate`)")
+            raise BadInput(f"{self.folder} has no {CALIBRATION_FILE} (run `train` or `calibrate`)")
         calibration: dict[str, Any] = json.loads(path.read_text())
         return calibration
 
@@ -92,8 +92,8 @@ class FinishedRun:
 
 
 def load_run(folder: Path) -> FinishedRun:
-    """The finished run in `folder`; UserError naming what is missing if it is not one."""
+    """The finished run in `folder`; BadInput naming what is missing if it is not one."""
     missing = [name for name in (CONFIG_FILE, BEST_WEIGHTS_FILE) if not (folder / name).is_file()]
     if missing:
-        raise UserError(f"{folder} is not a finished training run (no {', '.join(missing)})")
+        raise BadInput(f"{folder} is not a finished training run (no {', '.join(missing)})")
     return FinishedRun(folder, load_config(folder / CONFIG_FILE))

@@ -7,8 +7,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.errors import UserError
-from serving.files import read_toml, sha256_file
+from serving.core.errors import BadInput
+from serving.core.files import read_toml, sha256_file
 
 __all__ = ["DEFAULT_MIRROR", "SourceFile", "load_licences", "load_sources", "resolve"]
 
@@ -47,7 +47,7 @@ def _download(url: str, target: Path) -> None:
             shutil.copyfileobj(response, out)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise UserError(f"could not download {url}: {exc}") from None
+        raise BadInput(f"could not download {url}: {exc}") from None
     partial.replace(target)
 
 
@@ -56,14 +56,12 @@ def resolve(file: SourceFile, mirror: Path | None, cache: Path) -> Path:
     if mirror is not None:
         path = mirror / file.path
         if not path.is_file():
-            raise UserError(f"missing file in mirror {mirror}: {file.path}")
+            raise BadInput(f"missing file in mirror {mirror}: {file.path}")
     else:
         path = cache / file.path
         if not path.is_file():
             _download(file.url, path)
     actual = sha256_file(path)
     if actual != file.sha256:
-        raise UserError(
-            f"checksum mismatch for {path}: expected sha256 {file.sha256}, got {actual}"
-        )
+        raise BadInput(f"checksum mismatch for {path}: expected sha256 {file.sha256}, got {actual}")
     return path

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from difflib import SequenceMatcher
 
-from serving.errors import UserError
+from serving.core.errors import BadInput
 
 __all__ = ["Patch", "apply_patch", "parent_text", "text_patch"]
 
@@ -38,7 +38,7 @@ def text_patch(parent: str, edited: str) -> dict[str, object]:
 
 
 def apply_patch(parent: str, patch: dict[str, object], where: str) -> str:
-    """The edited text; a parent that changed since the patch was made is a UserError."""
+    """The edited text; a parent that changed since the patch was made is a BadInput."""
     out, cursor = [], 0
     ops = patch["ops"]
     assert isinstance(ops, list)
@@ -47,5 +47,5 @@ def apply_patch(parent: str, patch: dict[str, object], where: str) -> str:
         cursor = int(end)
     edited = "".join(out) + parent[cursor:]
     if _digest(edited) != patch["sha256"]:
-        raise UserError(f"{where}: the patch does not rebuild its edit (the parent changed?)")
+        raise BadInput(f"{where}: the patch does not rebuild its edit (the parent changed?)")
     return edited

@@ -22,11 +22,11 @@ import torch
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from evaluation.metrics import best_f1_threshold, expected_calibration_error
-from serving.contract import HEADS, TOKENIZER_FILE, mask_column
-from serving.errors import UserError
-from serving.files import sha256_file
-from serving.text import load_tokenizer, normalise
+from serving.core.contract import HEADS, TOKENIZER_FILE, mask_column
+from serving.core.errors import BadInput
+from serving.core.files import sha256_file
+from serving.core.metrics import best_f1_threshold, expected_calibration_error
+from serving.core.text import load_tokenizer, normalise
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, default_encoder, load_config, to_toml
 from training.dataset_rules import HAND_SOURCES, calibration_rows
@@ -58,7 +58,7 @@ def seed_everything(seed: int) -> None:
 def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     path = Path(config.data)
     if not path.is_file():
-        raise UserError(f"dataset not found: {path} (run `helpdesk-scorer prepare` first)")
+        raise BadInput(f"dataset not found: {path} (run `helpdesk-scorer prepare` first)")
     data = pd.read_parquet(path)
     train = data[data["split"] == "train"].reset_index(drop=True)
     public = ~train["source"].isin(HAND_SOURCES)
@@ -201,7 +201,7 @@ def check_resume(saved: dict[str, object], config: TrainConfig) -> None:
     )
     if changed:
         said = ", ".join(f"{k}: {saved[k]!r} -> {wanted[k]!r}" for k in changed)
-        raise UserError(f"cannot resume {config.run_dir}: its checkpoint was trained with {said}")
+        raise BadInput(f"cannot resume {config.run_dir}: its checkpoint was trained with {said}")
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:

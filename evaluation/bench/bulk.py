@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.bulk_file import score_file
-from serving.bulk_ray import flatten, prepare_job, ray_session, score_archive
-from serving.contract import HEADS, RELEASE_DIR
-from serving.phrasing import load_phrases
-from serving.results import ResultBuilder
-from serving.route_policy import load_policy
-from serving.scorer import Scorer
+from serving.bulk.file_engine import score_file
+from serving.bulk.ray_engine import flatten, prepare_job, ray_session, score_archive
+from serving.core.contract import HEADS, RELEASE_DIR
+from serving.core.decision.phrasing import load_phrases
+from serving.core.decision.route_policy import load_policy
+from serving.core.results import ResultBuilder
+from serving.core.scorer import Scorer
 
 FRAGMENTS = [
     "my order never arrived",

@@ -8,7 +8,7 @@ The released int8 model is quantized statically (activation scales fixed at expo
 should differ only by float rounding, like fp32; a dynamically quantized model (`export
 --quantization dynamic`) picks one activation scale per tensor from the whole batch, so other
 messages (and their padding) shift a message's score. Export runs the same function
-(`serving.consistency.batch_dependence`) as a gate.
+(`serving.core.consistency.batch_dependence`) as a gate.
 A benchmark, not a test: it prints numbers and asserts nothing.
 """
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from serving.consistency import batch_dependence
-from serving.contract import RELEASE_DIR
-from serving.scorer import Scorer
+from serving.core.consistency import batch_dependence
+from serving.core.contract import RELEASE_DIR
+from serving.core.scorer import Scorer
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from evaluation.bench.explain import messages
-from serving.scorer import ModelError, Scorer
-from serving.text import context_text
+from serving.core.scorer import ModelError, Scorer
+from serving.core.text import context_text
 
 __all__ = ["measure"]
 

@@ -1,5 +1,5 @@
 """PSI per head of a model folder's scores on slices of the dataset against its manifest's
-reference (serving/drift.py), to see what the drift gauge would read on such traffic.
+reference (serving/core/drift.py), to see what the drift gauge would read on such traffic.
 
     python -m evaluation.bench.drift [--model models/release] [--dataset data/processed/...]
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.contract import HEADS, RELEASE_DIR
-from serving.drift import PSI_ALERT, bin_counts, psi
-from serving.errors import UserError
-from serving.scorer import Scorer
+from serving.core.contract import HEADS, RELEASE_DIR
+from serving.core.drift import PSI_ALERT, bin_counts, psi
+from serving.core.errors import BadInput
+from serving.core.scorer import Scorer
 
 __all__ = ["SLICES", "drift_by_slice"]
 
@@ -37,7 +37,7 @@ def drift_by_slice(scorer: Scorer, frame: pd.DataFrame) -> list[tuple[str, int, 
     """(slice, messages, PSI per head) for every slice with rows."""
     reference = scorer.manifest.reference
     if reference is None:
-        raise UserError("the model's manifest has no reference: python -m training.reference")
+        raise BadInput("the model's manifest has no reference: python -m training.reference")
     found = []
     for name, query in SLICES.items():
         texts = frame.query(query)["text"].tolist()
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         frame = pd.read_parquet(args.dataset)
         rows = drift_by_slice(Scorer.load(args.model), frame)
-    except (OSError, ValueError, UserError) as exc:
+    except (OSError, ValueError, BadInput) as exc:
         sys.exit(f"error: {exc}")
     print(f"| slice | messages | {' | '.join(HEADS)} |")
     print(f"|---|---:|{'---:|' * len(HEADS)}")

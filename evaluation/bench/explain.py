@@ -4,7 +4,7 @@ messages of 16, 64 and 128 tokens, on the release model through the serving scor
     python -m evaluation.bench.explain --model models/release --messages 8 --repeats 5
 
 Plain scores the messages in one scorer call; explained scores them with all their occlusion
-variants (`serving.explain.plan`, at most MAX_UNITS per message) in one call, as the API's one
+variants (`serving.core.explain.plan`, at most MAX_UNITS per message) in one call, as the API's one
 batcher job does. Each figure is the median of `repeats` timed runs after one warm-up. Prints a
 table and the load average before and after; a benchmark, not a test.
 """
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from evaluation.bench.model import LENGTHS, WORDS
-from serving.contract import RELEASE_DIR
-from serving.explain import MAX_UNITS, plan
-from serving.scorer import ModelError, Scorer
+from serving.core.contract import RELEASE_DIR
+from serving.core.explain import MAX_UNITS, plan
+from serving.core.scorer import ModelError, Scorer
 
 __all__ = ["measure", "messages"]
 

@@ -1,4 +1,4 @@
-"""How often the language guard (serving/language.py) flags messages, per language.
+"""How often the language guard (serving/core/language.py) flags messages, per language.
 
     python -m evaluation.bench.language [--dataset data/processed/dataset.parquet] [--per 300]
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.errors import UserError
-from serving.language import language_of
+from serving.core.errors import BadInput
+from serving.core.language import language_of
 
 __all__ = ["Corpus", "corpora", "measure"]
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: no dataset at {args.dataset}; run `helpdesk-scorer prepare` first")
     try:
         found = corpora(args.dataset, args.per)
-    except (OSError, ValueError, UserError) as exc:
+    except (OSError, ValueError, BadInput) as exc:
         sys.exit(f"error: {exc}")
     print(f"| language | {' | '.join(COLUMNS)} | source |")
     print(f"|---|{'---:|' * len(COLUMNS)}---|")

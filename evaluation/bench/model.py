@@ -20,9 +20,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from serving.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, RELEASE_DIR, TOKENIZER_FILE
-from serving.text import TONE_FEATURES
-from training.run_folder import FP32_ONNX_FILE
+from serving.core.contract import INPUT_NAMES, MODEL_FILE, OUTPUT_NAME, RELEASE_DIR, TOKENIZER_FILE
+from serving.core.text import TONE_FEATURES
 
 __all__ = ["flops_per_message", "inputs", "measure"]
 
@@ -139,8 +138,11 @@ def measure(
     torch_source = None
     if torch_model is not None:
         runners["torch fp32 eager"], torch_source = torch_model
-    if run is not None and (run / FP32_ONNX_FILE).is_file():
-        runners["onnx fp32"] = onnx_runner(run / FP32_ONNX_FILE, threads)
+    if run is not None:
+        from training.run_folder import FP32_ONNX_FILE  # a run folder is training's
+
+        if (run / FP32_ONNX_FILE).is_file():
+            runners["onnx fp32"] = onnx_runner(run / FP32_ONNX_FILE, threads)
     runners["onnx int8"] = onnx_runner(release / MODEL_FILE, threads)
     peak = matmul_peak_gflops()
     rows = []

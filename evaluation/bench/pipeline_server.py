@@ -10,7 +10,9 @@ temperatures turn that into the four calibrated scores (without a run: the shipp
 package and a head of the same shape, so the same cost; see `evaluation.bench.torch_model`);
 a sync endpoint (FastAPI runs it in its thread pool), default uvicorn, one worker, torch on
 `--threads` threads. It accepts the same request body as ours so the load generator drives
-both alike.
+both alike. For a model that reads the thread it reads the same tokens as ours: the message,
+then its history written as ours writes it (`context_text`) after a [SEP], cut at the same
+`max_length` + `context_length` tokens (one plain string, as a pipeline user would send it).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from evaluation.bench.torch_model import load_torch_model
-from serving.contract import HEADS, RELEASE_DIR
-from serving.text import TONE_FEATURES
+from serving.core.contract import HEADS, RELEASE_DIR
+from serving.core.text import TONE_FEATURES, context_text
 
 __all__ = ["create_app"]
 
@@ -40,6 +42,15 @@ TOKENIZER_FILES = (
 class Message(BaseModel):
     text: str
     id: str | None = None
+    history: list[str | dict[str, str]] = []
+
+    def with_context(self, reads_context: bool) -> str:
+        if not (reads_context and self.history):
+            return self.text
+        turns = [
+            ("customer", t) if isinstance(t, str) else (t["role"], t["text"]) for t in self.history
+        ]
+        return f"{self.text} [SEP] {context_text(turns)}"
 
 
 class ScoreRequest(BaseModel):
@@ -62,13 +73,14 @@ def create_app(run: Path | None, release: Path, threads: int, folder: Path) -> A
     extractor = pipeline("feature-extraction", model=str(folder), device="cpu")
     temperatures = torch.tensor([loaded.temperature[h] for h in HEADS])
     thresholds = loaded.thresholds
-    tokenize = {"truncation": True, "max_length": loaded.max_length}
+    tokenize = {"truncation": True, "max_length": loaded.max_length + loaded.context_length}
+    reads_context = loaded.context_length > 0
 
     app = FastAPI(title="transformers pipeline baseline")
 
     @app.post("/v1/score")
     def score(body: ScoreRequest) -> dict[str, Any]:
-        texts = [m.text for m in body.messages]
+        texts = [m.with_context(reads_context) for m in body.messages]
         with torch.inference_mode():
             hidden = extractor(texts, return_tensors=True, tokenize_kwargs=tokenize)
             pooled = torch.stack([h[0].mean(0) for h in hidden])  # no padding: a plain mean

@@ -36,9 +36,9 @@ import httpx
 
 from evaluation.bench.load import percentiles
 from evaluation.bench.server import Server, free_port, rss_mb, serve
-from serving.auth import hash_key
-from serving.contract import RELEASE_DIR
-from serving.settings import Settings
+from serving.core.contract import RELEASE_DIR
+from serving.http.auth import hash_key
+from serving.http.settings import Settings
 
 __all__ = ["main"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from evaluation.bench.server import Server, free_port, rss_mb, serve
-from serving.contract import RELEASE_DIR
+from serving.core.contract import RELEASE_DIR
 
 __all__ = ["reload_memory"]
 

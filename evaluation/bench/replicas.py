@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from serving.contract import RELEASE_DIR
+from serving.core.contract import RELEASE_DIR
 
 __all__ = ["main"]
 

@@ -30,6 +30,7 @@ from evaluation.bench.load import Target, run_step
 from evaluation.bench.render_docs import render
 from evaluation.bench.server import (
     Server,
+    Variant,
     best_rate,
     bodies,
     free_port,
@@ -37,12 +38,10 @@ from evaluation.bench.server import (
     rss_mb,
     serve,
 )
-from evaluation.bench.server_levers import Variant
 from evaluation.bench.soak import soak
 from evaluation.bench.targets import TWO_WORKERS
-from serving.contract import RELEASE_DIR, TOKENIZER_FILE
-from serving.errors import UserError
-from training.run_folder import load_run
+from serving.core.contract import RELEASE_DIR, TOKENIZER_FILE
+from serving.core.errors import BadInput
 
 __all__ = ["Plan", "main"]
 
@@ -60,6 +59,8 @@ class Plan:
     long_rates: tuple[float, ...] = (10, 25, 50, 75, 100, 150)
     pipeline_long_rates: tuple[float, ...] = (5, 10, 25, 35, 50)
     varied_rates: tuple[float, ...] = (25, 50, 100)
+    history_rates: tuple[float, ...] = (10, 25, 50, 100, 150, 200, 250)
+    pipeline_history_rates: tuple[float, ...] = (5, 10, 25, 35, 50)
     floor_rates: tuple[float, ...] = (200, 500)
     soak_seconds: float = 120.0
     soak_rate: float = 15.0
@@ -77,6 +78,8 @@ class Plan:
             long_rates=(5,),
             pipeline_long_rates=(5,),
             varied_rates=(5,),
+            history_rates=(5,),
+            pipeline_history_rates=(5,),
             floor_rates=(20,),
             soak_seconds=2.0,
             soak_rate=5.0,
@@ -147,6 +150,7 @@ def _sweep(
     plan: Plan,
     rates: tuple[float, ...],
     long_rates: tuple[float, ...],
+    history_rates: tuple[float, ...],
     tokenizer: Tokenizer,
 ) -> dict[str, object]:
     idle = rss_mb(server.pid)
@@ -157,6 +161,9 @@ def _sweep(
     print(f"{server.name}: varied lengths (8 to 128 tokens)", file=sys.stderr)
     varied_payloads = bodies(tokenizer, [8, 16, 32, 64, 128], seed=1)
     varied = ladder(server, varied_payloads, plan.varied_rates, plan.seconds, plan.warm)
+    print(f"{server.name}: 64-token messages with a 3-turn history", file=sys.stderr)
+    threaded = bodies(tokenizer, [64], seed=3, history=True)
+    with_history = ladder(server, threaded, history_rates, plan.seconds, plan.warm)
     return {
         "idle_rss_mb": round(idle, 1),
         "steps": steps,
@@ -164,6 +171,8 @@ def _sweep(
         "long": long,
         "best_rate_p99_50ms_128": best_rate(long),
         "varied": varied,
+        "history": with_history,
+        "best_rate_p99_50ms_history": best_rate(with_history),
     }
 
 
@@ -190,9 +199,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         results["generator_floor"] = [
             asyncio.run(run_step(health, rate, plan.seconds)).as_dict() for rate in plan.floor_rates
         ]
-        servers["ours"] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
+        servers["ours"] = _sweep(
+            server, plan, plan.ours_rates, plan.long_rates, plan.history_rates, tokenizer
+        )
     with serve(TWO_WORKERS, *_ours(args.release, args.server_env, 1, replicas=2)) as server:
-        servers[TWO_WORKERS] = _sweep(server, plan, plan.ours_rates, plan.long_rates, tokenizer)
+        servers[TWO_WORKERS] = _sweep(
+            server, plan, plan.ours_rates, plan.long_rates, plan.history_rates, tokenizer
+        )
     has_torch = all(importlib.util.find_spec(m) for m in ("torch", "transformers"))
     if not has_torch:
         print(
@@ -202,7 +215,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     else:
         with serve("pipeline", *_pipeline(run_dir, args.release, args.threads)) as server:
             servers["pipeline"] = _sweep(
-                server, plan, plan.pipeline_rates, plan.pipeline_long_rates, tokenizer
+                server,
+                plan,
+                plan.pipeline_rates,
+                plan.pipeline_long_rates,
+                plan.pipeline_history_rates,
+                tokenizer,
             )
     results["servers"] = servers
     print(f"soak: {plan.soak_seconds:.0f} s at {plan.soak_rate:.0f} req/s", file=sys.stderr)
@@ -250,9 +268,11 @@ def main() -> None:
     if not args.release.is_dir():
         parser.error(f"release folder {args.release} does not exist")
     if args.run is not None:
+        from training.run_folder import load_run  # a run folder is training's
+
         try:
             load_run(args.run)
-        except UserError as exc:
+        except BadInput as exc:
             parser.error(str(exc))
     if any("=" not in e for e in args.server_env):
         parser.error("--server-env takes HELPDESK_X=VALUE")

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,6 +29,7 @@ from evaluation.bench.load import Step, Target, run_step
 
 __all__ = [
     "Server",
+    "Variant",
     "best_rate",
     "bodies",
     "cpu_seconds",
@@ -124,11 +125,24 @@ def rss_mb(pid: int) -> float:
     return total if found else float("nan")
 
 
+#: The thread of a request "with a 3-turn history": the customer, the agent, the customer again.
+HISTORY = [
+    "Where is my order 48213? It was due on Friday.",
+    {"role": "agent", "text": "Sorry about the wait, I have asked the warehouse to check it."},
+    "It is Tuesday now and the tracking page has not changed at all.",
+]
+
+
 def bodies(
-    tokenizer: Tokenizer, lengths: Sequence[int], count: int = 200, seed: int = 0
+    tokenizer: Tokenizer,
+    lengths: Sequence[int],
+    count: int = 200,
+    seed: int = 0,
+    history: bool = False,
 ) -> tuple[bytes, ...]:
     """Single-message request bodies whose text is about one of `lengths` tokens long, built
-    from varied helpdesk sentences (cut at a word boundary once the token count is reached)."""
+    from varied helpdesk sentences (cut at a word boundary once the token count is reached);
+    with `history`, each message comes with the 3-turn HISTORY."""
     tokenizer.no_truncation()
     tokenizer.no_padding()  # a release tokenizer may pad to its max_length
     rng = random.Random(seed)
@@ -142,7 +156,10 @@ def bodies(
                 words.pop()
             if len(tokenizer.encode(" ".join(words)).ids) >= target - 1:
                 break
-        out.append(json.dumps({"messages": [{"text": " ".join(words)}]}).encode())
+        message: dict[str, object] = {"text": " ".join(words)}
+        if history:
+            message["history"] = HISTORY
+        out.append(json.dumps({"messages": [message]}).encode())
     return tuple(out)
 
 
@@ -291,3 +308,22 @@ def best_rate(steps: Sequence[dict[str, object]], p99_ms: float = 50.0) -> float
         if not s["errors"] and _latency(s, "p99") < p99_ms
     ]
     return max(ok) if ok else None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to start our server: extra settings, another model, or several replicas."""
+
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+    model: Path | None = None  # None: the release
+    replicas: int = 1  # > 1: that many servers on one port (evaluation.bench.replicas)
+
+    def command(self, release: Path, port: int) -> tuple[list[str], dict[str, str]]:
+        model = self.model or release
+        env = {"HELPDESK_THREADS": "2", **self.env}  # default logging: a line per request
+        where = ["--model", str(model), "--port", str(port)]
+        if self.replicas > 1:
+            launcher = ["evaluation.bench.replicas", "--count", str(self.replicas)]
+            return [sys.executable, "-m", *launcher, *where], env
+        return [sys.executable, "-m", "serving.cli", "serve", *where], env

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from evaluation.bench.load import Target, run_step
 from evaluation.bench.server import Server, free_port, rss_mb, serve
-from serving.contract import RELEASE_DIR
+from serving.core.contract import RELEASE_DIR
 
 __all__ = ["soak", "varied_bodies"]
 

@@ -136,6 +136,19 @@ def targets(results: Result) -> list[tuple[str, str, bool | None]]:
                 (spread or 0) >= 250 and (baseline is None or (spread or 0) >= 5 * baseline),
             )
         )
+    threaded_at50 = _step_at(ours.get("history", []), 50)
+    if threaded_at50 is not None:
+        lat = threaded_at50["latency_ms"]
+        rows.append(
+            (
+                "HTTP at a fixed 50 req/s with a 3-turn history: p50 <= 10 ms and p99 <= 30 ms",
+                f"p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms, "
+                f"{threaded_at50['errors']} errors",
+                not threaded_at50["errors"]
+                and lat.get("p50", 1e9) <= 10
+                and lat.get("p99", 1e9) <= 30,
+            )
+        )
     long_best = ours.get("best_rate_p99_50ms_128")
     long_baseline = servers.get("pipeline", {}).get("best_rate_p99_50ms_128")
     if ours.get("long"):

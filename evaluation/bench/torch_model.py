@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.contract import MANIFEST_FILE
+from serving.core.contract import MANIFEST_FILE
 
 __all__ = ["TorchModel", "load_torch_model"]
 
@@ -22,13 +22,14 @@ __all__ = ["TorchModel", "load_torch_model"]
 @dataclass(frozen=True)
 class TorchModel:
     """The model (`training.model.MultiTaskModel`, eval mode), where its tokenizer files are,
-    its calibration (temperature, thresholds per head) and max_length, and what it is."""
+    its calibration (temperature, thresholds per head), its token budgets, and what it is."""
 
     model: Any
     tokenizer_dir: Path
     temperature: dict[str, float]
     thresholds: dict[str, float]
     max_length: int
+    context_length: int  # tokens of thread context the model reads (0: the message alone)
     source: str
 
 
@@ -52,6 +53,7 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
             manifest["calibration"]["temperature"],
             manifest["thresholds"],
             int(manifest["max_length"]),
+            int(manifest.get("context_length", 0)),
             "shipped encoder package + a seeded head of the release's shape (no training run)",
         )
     finished = load_run(run)
@@ -62,5 +64,6 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
         calibration["temperature"],
         calibration["thresholds"],
         finished.config.max_length,
+        finished.config.context_length,
         f"training run {run}",
     )

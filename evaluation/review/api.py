@@ -12,8 +12,8 @@ from evaluation.review.judgements import in_force, recent, reviewed_ids
 from evaluation.review.predictions import OUTCOMES, Report, confusion, hard_label, outcome
 from evaluation.review.state import ReviewState, StateDep
 from evaluation.samples import ERROR_KINDS, Sample
-from serving.contract import HEADS, HeadName
-from serving.errors import BadInput, Kind
+from serving.core.contract import HEADS, HeadName
+from serving.core.errors import BadInput, Kind
 from serving.feedback import FeedbackIn
 from serving.feedback.schemas import (
     COMMENT_MAX_CHARS,
@@ -23,7 +23,7 @@ from serving.feedback.schemas import (
     SOURCE_MAX_CHARS,
     Channel,
 )
-from serving.http import ApiError
+from serving.http.guard import ApiError
 
 __all__ = ["JudgementIn", "router", "select"]
 

@@ -16,8 +16,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from evaluation.review import api
 from evaluation.review.settings import ReviewSettings, allowed_host_headers
 from evaluation.review.state import load_state
-from serving.errors import Kind
-from serving.http import error_response, install_error_handlers
+from serving.core.errors import Kind
+from serving.http.guard import error_response, install_error_handlers
 
 __all__ = ["STATIC", "create_review_app"]
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sklearn.metrics import confusion_matrix
 
 from evaluation.samples import MISCLASSIFIED_FILE, PREDICTIONS_FILE, Sample
-from serving.contract import HEADS
-from serving.errors import UserError
+from serving.core.contract import HEADS
+from serving.core.errors import BadInput
 
 __all__ = ["OUTCOMES", "Report", "confusion", "hard_label", "load_report", "outcome"]
 
@@ -55,7 +55,7 @@ class Report:
 
 def _read(path: Path) -> list[Sample]:
     if not path.is_file():
-        raise UserError(f"report file missing: {path} (made by `helpdesk-scorer evaluate`)")
+        raise BadInput(f"report file missing: {path} (made by `helpdesk-scorer evaluate`)")
     samples: list[Sample] = []
     seen: set[str] = set()
     with path.open(encoding="utf-8") as lines:
@@ -71,18 +71,18 @@ def _read(path: Path) -> list[Sample]:
                     reason = f"{where}: {first['msg']}"
                 else:
                     reason = f"not JSON ({exc.msg})"
-                raise UserError(f"{path}:{number}: {reason}") from None
+                raise BadInput(f"{path}:{number}: {reason}") from None
             if sample.id in seen:
-                raise UserError(f"{path}:{number}: id {sample.id!r} appears twice")
+                raise BadInput(f"{path}:{number}: id {sample.id!r} appears twice")
             seen.add(sample.id)
             samples.append(sample)
     return samples
 
 
 def load_report(folder: Path) -> Report:
-    """Read and check both files; any problem is one UserError naming file and line."""
+    """Read and check both files; any problem is one BadInput naming file and line."""
     if not folder.is_dir():
-        raise UserError(f"report folder not found: {folder}")
+        raise BadInput(f"report folder not found: {folder}")
     predictions = _read(folder / PREDICTIONS_FILE)
     misclassified = _read(folder / MISCLASSIFIED_FILE)
     samples = {s.id: s for s in predictions}

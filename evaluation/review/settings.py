@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.contract import RELEASE_DIR
-from serving.explain import MAX_UNITS
+from serving.core.contract import RELEASE_DIR
+from serving.core.explain import MAX_UNITS
 from serving.feedback.store import DEFAULT_URL
 
 __all__ = ["ReviewSettings"]

@@ -14,9 +14,9 @@ from sqlalchemy import make_url
 from evaluation.review.judgements import reviewed_ids
 from evaluation.review.predictions import Report, load_report
 from evaluation.review.settings import ReviewSettings
-from serving.explain import Attribution, occlusion
+from serving.core.explain import Attribution, occlusion
+from serving.core.scorer import Scorer
 from serving.feedback import FeedbackStore
-from serving.scorer import Scorer
 
 __all__ = ["ReviewState", "StateDep", "load_state"]
 

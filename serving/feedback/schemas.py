@@ -1,8 +1,9 @@
 """What a caller sends (FeedbackIn), what the store returns and the export writes
-(FeedbackRecord), the field limits every layer shares, and the rule of the judgement in force.
+(FeedbackRecord), the field limits every layer shares, the rule of the judgement in force, and
+the API's feedback request and response (Judgement, FeedbackRequest, FeedbackResponse).
 
 The limits are the one home of the column sizes (models.py), the validators here and the API
-models (serving/routers/feedback.py, evaluation/review/api.py). The first migration keeps its
+models (below, and evaluation/review/api.py). The first migration keeps its
 literal sizes; tests/test_feedback_store.py checks they equal these.
 """
 
@@ -12,11 +13,20 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictStr,
+    field_validator,
+)
 
-from serving.contract import HeadName
+from serving.core.contract import HEADS, HeadName, known_head
+from serving.core.schemas import EXAMPLE_TEXT, Text, UnicodeStr
 
 __all__ = [
     "ACTIONS",
@@ -37,6 +47,9 @@ __all__ = [
     "Channel",
     "FeedbackIn",
     "FeedbackRecord",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "Judgement",
     "in_force",
     "in_force_rank",
 ]
@@ -124,3 +137,103 @@ def in_force(records: Iterable[FeedbackRecord]) -> list[FeedbackRecord]:
         if slot not in latest or in_force_rank(record) > in_force_rank(latest[slot]):
             latest[slot] = record
     return sorted(latest.values(), key=in_force_rank)
+
+
+# The API's feedback request and response (POST /v1/feedback).
+
+OptionalText = Annotated[UnicodeStr, Field(max_length=COMMENT_MAX_CHARS)] | None
+
+
+def _number(value: object) -> object:
+    """JSON Schema's integer includes 1.0, so 1.0 is accepted; true and "1" are not."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be 0, 1 or null")
+    return value
+
+
+Label = Annotated[int, Field(ge=0, le=1), BeforeValidator(_number)]
+
+
+def _without_nul(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters, which JSON allows (the schema too): store
+    U+FFFD in their place, on every backend alike."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+class Judgement(BaseModel):
+    """One flag: the score of `head` on this message was wrong; `label` is what it should be."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    sample_id: UnicodeStr = Field(
+        min_length=1,
+        max_length=SAMPLE_ID_MAX_CHARS,
+        description="Your id of the message (e.g. ticket id).",
+    )
+    head: StrictStr = Field(json_schema_extra={"enum": list(HEADS)})
+    label: Label | None = Field(
+        description="The right label: 1 yes, 0 no, null the head does not apply (legitimacy "
+        "of a non-complaint)."
+    )
+    text: Text = Field(description="The message as scored (default limit 20000 characters).")
+    key: UnicodeStr | None = Field(
+        None,
+        min_length=KEY_MIN_CHARS,
+        max_length=KEY_MAX_CHARS,
+        description="Idempotency key: a retry with the same key (from the same caller) is "
+        "stored once and answered with the stored record.",
+    )
+    model_score: StrictFloat | None = Field(None, ge=0, le=1, description="The score you saw.")
+    model_sha256: StrictStr | None = Field(
+        None, pattern=SHA256_PATTERN, description="model.sha256 from the score response."
+    )
+    comment: OptionalText = None
+
+    @field_validator("head")
+    @classmethod
+    def known_head(cls, value: str) -> str:
+        return known_head(value)
+
+    @field_validator("text")
+    @classmethod
+    def storable_text(cls, value: str) -> str:
+        return _without_nul(value) or value
+
+    @field_validator("sample_id", "key", "comment")
+    @classmethod
+    def storable(cls, value: str | None) -> str | None:
+        return _without_nul(value)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "judgements": [
+                        {
+                            "sample_id": "ticket-4471",
+                            "head": "frustration",
+                            "label": 1,
+                            "text": EXAMPLE_TEXT,
+                            "key": "ticket-4471-frustration-1",
+                            "model_score": 0.12,
+                            "comment": "customer was clearly upset",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    judgements: list[Judgement] = Field(
+        min_length=1, description="1 to max_judgements flags (default 64: 413 above)."
+    )
+
+
+class FeedbackResponse(BaseModel):
+    records: list[FeedbackRecord] = Field(
+        description="The stored records, in request order; a repeated key returns the record "
+        "stored the first time. `key` is derived from your key and your API key's name."
+    )

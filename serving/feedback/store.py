@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, func, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from serving.errors import StoreUnavailable, UserError
+from serving.core.errors import BadInput, StoreUnavailable
 from serving.feedback.migrate import upgrade
 from serving.feedback.models import Feedback
 from serving.feedback.schemas import IN_FORCE_ORDER, FeedbackIn, FeedbackRecord
@@ -43,7 +43,7 @@ class FeedbackStore:
 
     @classmethod
     def open(cls, url: str = DEFAULT_URL) -> FeedbackStore:
-        """Connect and migrate. A bad URL or a missing driver is a UserError, an unreachable
+        """Connect and migrate. A bad URL or a missing driver is a BadInput, an unreachable
         database StoreUnavailable; each says what to do (never the password)."""
         try:
             is_sqlite = make_url(url).get_backend_name() == "sqlite"
@@ -51,13 +51,13 @@ class FeedbackStore:
             engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
             upgrade(engine)
         except ModuleNotFoundError as exc:
-            raise UserError(
+            raise BadInput(
                 f"the feedback store {safe_url(url)!r} needs the database driver {exc.name!r}: "
                 "pip install 'helpdesk-scorer[postgres]'"
             ) from exc
         except ArgumentError as exc:
             reason = str(exc.args[0]).strip()
-            raise UserError(f"cannot open the feedback store {safe_url(url)!r}: {reason}") from exc
+            raise BadInput(f"cannot open the feedback store {safe_url(url)!r}: {reason}") from exc
         except DBAPIError as exc:
             reason = " ".join(str(exc.orig).split())  # drivers' hints come on more lines
             message = f"cannot open the feedback store {safe_url(url)!r}: {reason}"
