@@ -216,8 +216,9 @@ def test_bench_command_smoke_writes_results_docs_and_plot(
     }
     for name in ("ours", TWO_WORKERS, "pipeline"):
         server = results["servers"][name]
-        assert server["steps"] and server["long"] and server["varied"]
-        assert all(s["statuses"] == {"200": s["sent"]} for s in server["steps"])
+        assert server["steps"] and server["long"] and server["varied"] and server["history"]
+        for ladder in ("steps", "history"):
+            assert all(s["statuses"] == {"200": s["sent"]} for s in server[ladder]), ladder
     assert "queue_ms" in results["servers"]["ours"]["steps"][0]
     assert list(results["soak"]["statuses"]) == ["200"]
     text = docs.read_text()
@@ -244,6 +245,24 @@ def test_without_a_run_the_torch_model_is_the_shipped_encoder_with_a_same_shape_
     assert "no training run" in shipped.source
     fine_tuned = load_torch_model(tiny_run, tiny_release)
     assert fine_tuned.source.startswith("training run") and fine_tuned.tokenizer_dir.is_dir()
+
+
+def test_the_pipeline_baseline_reads_a_thread_models_history(
+    tiny_context_run: Path, tiny_release: Path, tmp_path: Path
+) -> None:
+    """For a thread-reading run the baseline reads the message and its history (one string,
+    cut at max_length + context_length) and answers like ours does, not with a 500."""
+    pytest.importorskip("transformers")
+    from fastapi.testclient import TestClient
+
+    from evaluation.bench.pipeline_server import create_app
+    from evaluation.bench.server import HISTORY
+
+    client = TestClient(create_app(tiny_context_run, tiny_release, 1, tmp_path))
+    body = {"messages": [{"text": "where is my order", "history": HISTORY}, {"text": "ok"}]}
+    answer = client.post("/v1/score", json=body)
+    assert answer.status_code == 200, answer.text
+    assert [set(r["scores"]) for r in answer.json()["results"]] == [set(HEADS)] * 2
 
 
 KEY = "session.intra_op.allow_spinning"

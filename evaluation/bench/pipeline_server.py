@@ -13,6 +13,8 @@ a sync endpoint (FastAPI runs it in its thread pool), default uvicorn, one worke
 both alike. For a model that reads the thread it reads the same tokens as ours: the message,
 then its history written as ours writes it (`context_text`) after a [SEP], cut at the same
 `max_length` + `context_length` tokens (one plain string, as a pipeline user would send it).
+A plain pipeline has no token segments, so it pools the whole text and gives the head a zero
+context vector: the cost of the model, not its scores.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def create_app(run: Path | None, release: Path, threads: int, folder: Path) -> A
         with torch.inference_mode():
             hidden = extractor(texts, return_tensors=True, tokenize_kwargs=tokenize)
             pooled = torch.stack([h[0].mean(0) for h in hidden])  # no padding: a plain mean
+            if loaded.model.context:  # the head also takes a context vector; a pipeline has no
+                pooled = torch.cat([pooled, torch.zeros_like(pooled)], -1)  # segments to pool
             tone = torch.zeros((len(pooled), len(TONE_FEATURES)))  # a plain pipeline has none
             probs = torch.sigmoid(head(torch.cat([pooled, tone], -1)) / temperatures).tolist()
         return {

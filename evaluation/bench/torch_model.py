@@ -46,14 +46,15 @@ def load_torch_model(run: Path | None, release: Path) -> TorchModel:
         manifest = json.loads((release / MANIFEST_FILE).read_text())
         torch.manual_seed(0)
         encoder = default_encoder()
-        model = MultiTaskModel.from_encoder(encoder, 0.0).eval()
+        context_length = int(manifest.get("context_length", 0))
+        model = MultiTaskModel.from_encoder(encoder, 0.0, context=context_length > 0).eval()
         return TorchModel(
             model,
             Path(encoder),
             manifest["calibration"]["temperature"],
             manifest["thresholds"],
             int(manifest["max_length"]),
-            int(manifest.get("context_length", 0)),
+            context_length,
             "shipped encoder package + a seeded head of the release's shape (no training run)",
         )
     finished = load_run(run)
