@@ -226,12 +226,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     )
     pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
     texts = train_rows["text"].tolist()
-    contexts = contexts_of(train_rows) if config.context_length else [""] * len(texts)
+    thread_contexts = contexts_of(train_rows)  # each row's thread, for the model and the teacher
+    contexts = thread_contexts if config.context_length else [""] * len(texts)
     lengths = [len(t) + len(c) for t, c in zip(texts, contexts, strict=True)]
     dropout_rng = np.random.default_rng(config.seed)
     teacher = (
         teacher_targets(
-            Path(config.teacher), texts, contexts_of(train_rows), run_dir / TEACHER_TARGETS_FILE
+            Path(config.teacher), texts, thread_contexts, run_dir / TEACHER_TARGETS_FILE
         )
         if config.teacher
         else None

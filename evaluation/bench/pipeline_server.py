@@ -76,7 +76,7 @@ def create_app(run: Path | None, release: Path, threads: int, folder: Path) -> A
     temperatures = torch.tensor([loaded.temperature[h] for h in HEADS])
     thresholds = loaded.thresholds
     tokenize = {"truncation": True, "max_length": loaded.max_length + loaded.context_length}
-    reads_context = loaded.context_length > 0
+    reads_context = loaded.model.context  # its head also takes a context vector
 
     app = FastAPI(title="transformers pipeline baseline")
 
@@ -86,8 +86,8 @@ def create_app(run: Path | None, release: Path, threads: int, folder: Path) -> A
         with torch.inference_mode():
             hidden = extractor(texts, return_tensors=True, tokenize_kwargs=tokenize)
             pooled = torch.stack([h[0].mean(0) for h in hidden])  # no padding: a plain mean
-            if loaded.model.context:  # the head also takes a context vector; a pipeline has no
-                pooled = torch.cat([pooled, torch.zeros_like(pooled)], -1)  # segments to pool
+            if reads_context:  # no token segments to pool apart: a zero context vector
+                pooled = torch.cat([pooled, torch.zeros_like(pooled)], -1)
             tone = torch.zeros((len(pooled), len(TONE_FEATURES)))  # a plain pipeline has none
             probs = torch.sigmoid(head(torch.cat([pooled, tone], -1)) / temperatures).tolist()
         return {
