@@ -27,16 +27,21 @@ from typing import Any
 
 from serving.core.errors import BadInput
 from serving.core.files import sha256_file
+from training.counterfactual import counterfactual_rows
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
 from training.real_scale_labels import (
     AGREEMENT_KEYS,
+    CHECK_KAPPA,
     HEAD_KEYS,
     TAGS,
     IncompleteAnswers,
+    agreement,
+    gold_dev,
     parse_answers,
     parse_line,
+    passes_checks,
     policy_route,
     read_key,
 )
@@ -54,8 +59,6 @@ __all__ = [
 SCALE_DIR = Path("data/real_scale")
 #: The contested-check review's verdicts (training/real_scale_checks.py writes it).
 REVIEW_FILE = "check_review.jsonl"
-CHECK_KAPPA = 0.75
-EDITS = ("tone_calm", "tone_angry", "reference_added", "reference_removed", "name", "typos")
 
 
 def scale_split(thread_id: str) -> str:
@@ -83,63 +86,6 @@ def retired_checks(root: Path) -> set[tuple[str, str]]:
     if not path.is_file():
         return set()
     return {(str(r["id"]), str(r["head"])) for _, r in jsonl_records(path) if r["retired"]}
-
-
-def kappa(first: list[Any], second: list[Any]) -> float | None:
-    """Cohen's kappa of two label lists; None when both raters used a single, equal class."""
-    from sklearn.metrics import cohen_kappa_score
-
-    if len(set(first) | set(second)) < 2:
-        return None
-    return float(cohen_kappa_score(first, second))
-
-
-def agreement(
-    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
-    *,
-    skip: list[frozenset[str]] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Per label: n, kappa and raw agreement over (a, b) label pairs; legitimacy on the pairs
-    where both call it a complaint. skip[i] names labels that pair i does not count for (a
-    retired check question, `training.real_scale_checks`)."""
-    skips = skip if skip is not None else [frozenset()] * len(pairs)
-    report = {}
-    for key in AGREEMENT_KEYS:
-        kept = [(a, b) for (a, b), s in zip(pairs, skips, strict=True) if key not in s]
-        rows = [(a[key], b[key]) for a, b in kept]
-        if key == "legitimacy":
-            rows = [(a[key], b[key]) for a, b in kept if a["complaint"] == b["complaint"] == 1]
-        if not rows:
-            continue
-        first, second = [r[0] for r in rows], [r[1] for r in rows]
-        report[key] = {
-            "n": len(rows),
-            "kappa": kappa(first, second),
-            "agreement": sum(x == y for x, y in rows) / len(rows),
-        }
-    return report
-
-
-def _gate(report: dict[str, dict[str, Any]]) -> bool:
-    """A batch passes when each head's check kappa reaches CHECK_KAPPA (or, with one class in
-    both, every check matches)."""
-    for head in HEAD_KEYS:
-        row = report.get(head)
-        if row is None:
-            continue
-        if row["kappa"] is None and row["agreement"] < 1.0:
-            return False
-        if row["kappa"] is not None and row["kappa"] < CHECK_KAPPA:
-            return False
-    return True
-
-
-def gold_dev(real_gold_dir: Path) -> dict[str, dict[str, Any]]:
-    return {
-        str(r["id"]): r
-        for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")
-        if r.get("split") == "dev"
-    }
 
 
 def _answered(root: Path, batch: str, key: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
@@ -170,59 +116,6 @@ def _adjudications(root: Path, first: dict[str, dict[str, Any]]) -> dict[str, di
     return out
 
 
-def _counterfactuals(root: Path, labelled: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Synthetic minimal edits of train messages, each with the labels of its own side.
-
-    A labeller writes `counterfactual/<batch>.jsonl` lines {item, edit, text, frustration_level,
-    boredom, complaint, legitimacy, route, note} (git-ignored: near-copies of raw text);
-    `python -m training.real_scale_draw --patch-counterfactuals` turns each into
-    `counterfactual_edits/<batch>.jsonl` with a `patch` against its parent instead of the text
-    (`training.text_patch`), which is what is committed and read here.
-    `counterfactual_key.jsonl` names the parent of each item. Edits of parents whose batch is
-    not (yet) in the labelled set wait.
-    """
-    key_path = root / "counterfactual_key.jsonl"
-    if not key_path.is_file():
-        return []
-    parents = {(r["batch"], r["item"]): str(r["id"]) for _, r in jsonl_records(key_path)}
-    rows: list[dict[str, Any]] = []
-    for path in sorted((root / "counterfactual_edits").glob("*.jsonl")):
-        for where, record in jsonl_records(path):
-            parent_id = parents.get((path.stem, record.get("item")))
-            if parent_id is None:
-                raise BadInput(f"{where}: item {record.get('item')!r} is not in {path.stem}")
-            parent = labelled.get(parent_id)
-            if parent is None:
-                continue
-            if parent["split"] != "train":
-                raise BadInput(f"{where}: parent {parent_id} is not a train message")
-            if record.get("edit") not in EDITS:
-                raise BadInput(f"{where}: edit must be one of {EDITS}")
-            patch = record.get("patch")
-            if not isinstance(patch, dict) or not patch.get("ops"):
-                raise BadInput(f"{where}: needs a non-empty patch against its parent")
-            fields = [
-                "-" if record.get(k) is None else str(record[k])
-                for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
-            ]
-            note = " ".join(str(record.get("note", "")).split())
-            _, labels = parse_line("\t".join(["0", *fields, "-", note]), where)
-            rows.append(
-                {
-                    "id": f"{parent_id}#cf-{record['edit']}",
-                    "parent_id": parent_id,
-                    "source": parent["source"],
-                    "thread_id": parent["thread_id"],
-                    "edit": record["edit"],
-                    "synthetic": True,
-                    "patch": patch,
-                    **{k: labels[k] for k in (*LABEL_KEYS, "route")},
-                    "split": "train",
-                }
-            )
-    return rows
-
-
 @dataclass(frozen=True)
 class Gated:
     """Answers of the batches that passed their check questions, by id, and each batch's gate."""
@@ -248,7 +141,7 @@ def gate(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> Gated:
         pairs = [(answers[k["item"]], gold[k["id"]]) for k in checks]
         skip = [frozenset(h for h in HEAD_KEYS if (k["id"], h) in retired) for k in checks]
         report = agreement(pairs, skip=skip)
-        passed = _gate(report)
+        passed = passes_checks(report)
         gated.gates[batch] = {"status": "passed" if passed else "relabel", "checks": report}
         if not passed:
             continue
@@ -299,7 +192,7 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
             "second_pass": i in second,
             "adjudicated": i in adjudicated,
         }
-    counterfactual = _counterfactuals(root, labelled)
+    counterfactual = counterfactual_rows(root, labelled, real_gold_dir)
     write_jsonl_records(root / "labelled.jsonl", labelled.values())
     write_jsonl_records(root / "counterfactual.jsonl", counterfactual)
     report = summary(list(labelled.values()), counterfactual)

@@ -1,5 +1,5 @@
-"""Labellers' answer files for the scaled real-text set: the line format, its checks and the
-route each line's labels imply.
+"""Labellers' answer files for the scaled real-text set: the line format, its checks, the
+route each line's labels imply, and agreement with the check questions' gold.
 
 One tab-separated line per batch item (data/LABELLING.md, "Scaled labelling"):
 `item  frustration_level  boredom  complaint  legitimacy  route  tags  note`.
@@ -16,18 +16,26 @@ from typing import Any
 
 from serving.core.contract import FRUSTRATION_LEVELS
 from serving.core.errors import BadInput
+from training.gold import jsonl_records
 from training.real_gold import ROUTES
 
 __all__ = [
     "AGREEMENT_KEYS",
+    "CHECK_KAPPA",
     "HEAD_KEYS",
     "TAGS",
     "IncompleteAnswers",
+    "agreement",
+    "gold_dev",
+    "kappa",
     "parse_answers",
+    "passes_checks",
     "policy_route",
     "read_key",
 ]
 
+#: A batch passes when every head's check questions agree with gold at least this well.
+CHECK_KAPPA = 0.75
 TAGS = ("sarcasm", "repeat", "no_object", "unsure", "non_english")
 #: The heads an answer line labels, and every label that agreement is measured on.
 HEAD_KEYS = ("frustration", "boredom", "complaint", "legitimacy")
@@ -120,6 +128,63 @@ def parse_answers(path: Path, items: int | None = None) -> dict[int, dict[str, o
         if missing:
             raise IncompleteAnswers(f"{path}: items missing {missing[:20]}")
     return answers
+
+
+def kappa(first: list[Any], second: list[Any]) -> float | None:
+    """Cohen's kappa of two label lists; None when both raters used a single, equal class."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(set(first) | set(second)) < 2:
+        return None
+    return float(cohen_kappa_score(first, second))
+
+
+def agreement(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    *,
+    skip: list[frozenset[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per label: n, kappa and raw agreement over (a, b) label pairs; legitimacy on the pairs
+    where both call it a complaint. skip[i] names labels that pair i does not count for (a
+    retired check question, `training.real_scale_checks`)."""
+    skips = skip if skip is not None else [frozenset()] * len(pairs)
+    report = {}
+    for key in AGREEMENT_KEYS:
+        kept = [(a, b) for (a, b), s in zip(pairs, skips, strict=True) if key not in s]
+        rows = [(a[key], b[key]) for a, b in kept]
+        if key == "legitimacy":
+            rows = [(a[key], b[key]) for a, b in kept if a["complaint"] == b["complaint"] == 1]
+        if not rows:
+            continue
+        first, second = [r[0] for r in rows], [r[1] for r in rows]
+        report[key] = {
+            "n": len(rows),
+            "kappa": kappa(first, second),
+            "agreement": sum(x == y for x, y in rows) / len(rows),
+        }
+    return report
+
+
+def passes_checks(report: dict[str, dict[str, Any]]) -> bool:
+    """A batch passes when each head's check kappa reaches CHECK_KAPPA (or, with one class in
+    both, every check matches)."""
+    for head in HEAD_KEYS:
+        row = report.get(head)
+        if row is None:
+            continue
+        if row["kappa"] is None and row["agreement"] < 1.0:
+            return False
+        if row["kappa"] is not None and row["kappa"] < CHECK_KAPPA:
+            return False
+    return True
+
+
+def gold_dev(real_gold_dir: Path) -> dict[str, dict[str, Any]]:
+    return {
+        str(r["id"]): r
+        for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")
+        if r.get("split") == "dev"
+    }
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from serving.core.metrics import best_f1_threshold, expected_calibration_error
 from serving.core.text import load_tokenizer, normalise
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, default_encoder, load_config, to_toml
+from training.counterfactual import parent_positions
 from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.distill import distillation_loss, teacher_targets, unlabelled_messages
 from training.model import MultiTaskModel
@@ -123,6 +124,14 @@ def masked_loss(
     weights = masks * row_weights[:, None]
     per_head = (cell * weights).sum(0) / weights.sum(0).clamp(min=1e-6)
     return per_head[masks.sum(0) > 0].sum()
+
+
+def pair_loss(child: torch.Tensor, parent: torch.Tensor, agree: torch.Tensor) -> torch.Tensor:
+    """Counterfactual logit pairing (Kaushik et al., ICLR 2020; Garg et al., AIES 2019): the
+    mean squared gap between an edit's logits and its parent's, (pairs, heads) each, over the
+    heads whose labels the edit left unchanged (`agree`, 1/0). Tone, a name or a reference that
+    does not change a label should not change its score either."""
+    return ((child - parent) ** 2 * agree).sum() / agree.sum().clamp(min=1.0)
 
 
 def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]:
@@ -225,6 +234,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         np.where(train_rows["source"].isin(HAND_SOURCES), config.hand_weight, 1.0).astype("f4")
     )
     pos_weight = positive_weights(labels, masks, config.pos_weight_cap)
+    parent_of = parent_positions(train_rows["id"].astype(str).tolist())
     texts = train_rows["text"].tolist()
     thread_contexts = contexts_of(train_rows)  # each row's thread, for the model and the teacher
     contexts = thread_contexts if config.context_length else [""] * len(texts)
@@ -298,6 +308,22 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
             )
             logits = model(**inputs)
             loss = masked_loss(logits, labels[idx], masks[idx], row_weights[idx], pos_weight)
+            kids = np.flatnonzero(parent_of[idx] >= 0) if config.pair_weight else np.empty(0, "i8")
+            if len(kids):
+                # each edit's parent, read with the same context choice as the edit
+                parents = parent_of[idx[kids]]
+                parent_inputs = encode(
+                    tokenizer,
+                    [texts[p] for p in parents],
+                    config.max_length,
+                    [contexts[p] if shown[k] else "" for p, k in zip(parents, kids, strict=True)],
+                    config.context_length,
+                )
+                child, parent = torch.from_numpy(idx[kids]), torch.from_numpy(parents)
+                agree = masks[child] * masks[parent] * (labels[child] == labels[parent])
+                loss = loss + config.pair_weight * pair_loss(
+                    logits[torch.from_numpy(kids)], model(**parent_inputs), agree
+                )
             if teacher is not None:
                 # the teacher's score for what the student saw: with its context or alone
                 seen = torch.from_numpy((shown & (config.context_length > 0)).astype(np.int64))

@@ -1,0 +1,250 @@
+"""Targeted counterfactual batches (t-batches) for labelling agents, and their second pass.
+
+`python -m training.counterfactual_draw draw` picks train parents of the scaled real-text set
+for each edit of TARGETED_EDITS (seeded; `TARGETED_QUOTAS`), writes each batch's items with the
+edit it asks for (`to_label/tNN.txt`) and its check questions from the real gold dev split
+(`to_label/tNN.checks.txt`, answered in `counterfactual_checks/tNN.tsv`), and appends the keys.
+`second BATCH...` writes a blind second pass over a seeded sample of a batch's edits
+(`to_label/tNN.second.txt`: the edited message in its thread, no labels, no parent);
+`agreement` compares its answers (`counterfactual_second/tNN.tsv`) with the writer's labels and
+writes `counterfactual_agreement.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.core.errors import BadInput
+from training.counterfactual import CHECKS_DIR, CHECKS_KEY, KEY_FILE
+from training.gold import jsonl_records
+from training.real_gold import REAL_GOLD_DIR, real_pool
+from training.real_scale import SCALE_DIR, retired_checks
+from training.real_scale_draw import CHECKS_PER_BATCH, pick_checks, render_batch
+from training.real_scale_labels import IncompleteAnswers, agreement, parse_answers, parse_line
+from training.sources import DEFAULT_MIRROR
+from training.text_patch import apply_patch, parent_text
+
+__all__ = ["TARGETED_QUOTAS", "draw_edit_batches", "second_pass_agreement", "write_second_pass"]
+
+SEED = 2028
+#: Parents per targeted edit, in drawing order (a parent gets one targeted edit).
+TARGETED_QUOTAS: Mapping[str, int] = {"polite_report": 400, "sarcastic": 360, "repeated": 200}
+EDIT_BATCH_SIZE = 160
+#: Parents longer than a tweet take a labeller far longer to edit minimally; they are left out.
+MAX_PARENT_CHARS = 280
+SECOND_PASS_ITEMS = 20
+SECOND_KEY = "counterfactual_second_key.jsonl"
+SECOND_DIR = "counterfactual_second"
+AGREEMENT_FILE = "counterfactual_agreement.json"
+
+
+def _eligible(labelled: pd.DataFrame, edit: str) -> pd.Series:
+    """Parents an edit makes sense for: a complaint to calm down, to make sarcastic, or (calm
+    already) to tell again."""
+    complaint = labelled["complaint"] == 1
+    if edit == "polite_report":
+        return complaint & (labelled["frustration"] == 1)
+    if edit == "sarcastic":
+        return complaint & (labelled["frustration_level"] != "strong")
+    return complaint & (labelled["frustration"] == 0)
+
+
+def render_edit_batch(rows: pd.DataFrame) -> str:
+    """Like `render_batch`, with the edit each item asks for above its MESSAGE line."""
+    blocks = render_batch(rows).rstrip("\n").split("\n\n")
+    out = []
+    for block, edit in zip(blocks, rows["edit"], strict=True):
+        head, message = block.rsplit("\nMESSAGE: ", 1)
+        out.append(f"{head}\nEDIT: {edit}\nMESSAGE: {message}")
+    return "\n\n".join(out) + "\n"
+
+
+def _append(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+
+
+def draw_edit_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> list[str]:
+    """Write the t-batches and their check questions; append their keys. Returns batch names."""
+    if (root / CHECKS_KEY).is_file():
+        raise BadInput(f"{root / CHECKS_KEY} exists: the targeted batches were drawn already")
+    rng = np.random.default_rng(SEED)
+    labelled = pd.DataFrame([r for _, r in jsonl_records(root / "labelled.jsonl")])
+    texts = pool.drop_duplicates("id").set_index("id")[["history", "text"]]
+    labelled = labelled[(labelled["split"] == "train") & labelled["id"].isin(texts.index)]
+    short = labelled["id"].map(texts["text"].str.len()) <= MAX_PARENT_CHARS
+    labelled = labelled[short]
+    parts, used = [], set()
+    for edit, quota in TARGETED_QUOTAS.items():
+        options = labelled[_eligible(labelled, edit) & ~labelled["id"].isin(used)]
+        chosen = options.iloc[rng.permutation(len(options))[:quota]].assign(edit=edit)
+        used |= set(chosen["id"])
+        parts.append(chosen)
+    parents = pd.concat(parts)
+    parents = parents.iloc[rng.permutation(len(parents))].reset_index(drop=True)
+    parents = parents.join(texts, on="id")
+    retired = {i for i, _ in retired_checks(root)}
+    gold = pd.DataFrame([r for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")])
+    dev = gold[(gold["split"] == "dev") & ~gold["id"].isin(retired)]
+    dev = dev.merge(pool[["id", "history", "text"]], on="id", how="inner")
+    out = root / "to_label"
+    out.mkdir(parents=True, exist_ok=True)
+    names, keys, check_keys = [], [], []
+    for k, start in enumerate(range(0, len(parents), EDIT_BATCH_SIZE), 1):
+        name = f"t{k:02d}"
+        part = parents.iloc[start : start + EDIT_BATCH_SIZE]
+        checks = pick_checks(dev, CHECKS_PER_BATCH, rng)
+        (out / f"{name}.txt").write_text(render_edit_batch(part), encoding="utf-8")
+        (out / f"{name}.checks.txt").write_text(render_batch(checks), encoding="utf-8")
+        keys += [
+            {"batch": name, "item": n, "id": i, "edit": e}
+            for n, (i, e) in enumerate(zip(part["id"], part["edit"], strict=True), 1)
+        ]
+        check_keys += [{"batch": name, "item": n, "id": i} for n, i in enumerate(checks["id"], 1)]
+        names.append(name)
+    _append(root / KEY_FILE, keys)
+    _append(root / CHECKS_KEY, check_keys)
+    return names
+
+
+def _edits(root: Path, batch: str) -> dict[int, dict[str, Any]]:
+    path = root / "counterfactual_edits" / f"{batch}.jsonl"
+    if not path.is_file():
+        raise BadInput(f"no patched edits for {batch} ({path}); run --patch-counterfactuals")
+    return {int(r["item"]): r for _, r in jsonl_records(path)}
+
+
+def write_second_pass(root: Path, pool: pd.DataFrame, batches: list[str]) -> list[Path]:
+    """A blind second pass over SECOND_PASS_ITEMS seeded edits of each batch: the edited
+    message in its parent's thread, numbered afresh. Returns the files written."""
+    parents = {(r["batch"], r["item"]): str(r["id"]) for _, r in jsonl_records(root / KEY_FILE)}
+    texts = pool.drop_duplicates("id").set_index("id")[["history", "text"]]
+    written, keys = [], []
+    for batch in batches:
+        edits = _edits(root, batch)
+        rng = np.random.default_rng([SEED, int(batch[1:])])
+        items = sorted(
+            rng.choice(sorted(edits), size=min(SECOND_PASS_ITEMS, len(edits)), replace=False)
+        )
+        rows = []
+        for item in items:
+            parent = texts.loc[parents[(batch, item)]]
+            where = f"{batch} item {item}"
+            text = apply_patch(parent_text(parent["text"]), edits[item]["patch"], where)
+            rows.append({"history": parent["history"], "text": text})
+        path = root / "to_label" / f"{batch}.second.txt"
+        path.write_text(render_batch(pd.DataFrame(rows)), encoding="utf-8")
+        keys += [{"batch": batch, "item": n, "edit_item": int(i)} for n, i in enumerate(items, 1)]
+        written.append(path)
+    _append(root / SECOND_KEY, keys)
+    return written
+
+
+def second_pass_agreement(root: Path) -> dict[str, Any]:
+    """Agreement of the second pass with the edit writers' labels, per batch and overall."""
+    by_batch: dict[str, list[dict[str, Any]]] = {}
+    for _, record in jsonl_records(root / SECOND_KEY):
+        by_batch.setdefault(str(record["batch"]), []).append(record)
+    report: dict[str, Any] = {"batches": {}}
+    every = []
+    for batch, items in sorted(by_batch.items()):
+        try:
+            answers = parse_answers(root / SECOND_DIR / f"{batch}.tsv", len(items))
+        except (IncompleteAnswers, FileNotFoundError):
+            report["batches"][batch] = "pending"
+            continue
+        edits = _edits(root, batch)
+        pairs = [(edits[k["edit_item"]], answers[k["item"]]) for k in items]
+        every += pairs
+        report["batches"][batch] = agreement(pairs)
+    report["all"] = agreement(every) if every else {}
+    (root / AGREEMENT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def check_batch(root: Path, pool: pd.DataFrame, batch: str) -> list[str]:
+    """Every problem of a t-batch's edit lines and check answers, for the writer to fix."""
+    keys = [r for _, r in jsonl_records(root / KEY_FILE) if r["batch"] == batch]
+    if not keys:
+        raise BadInput(f"no batch {batch!r} in {root / KEY_FILE}")
+    texts = pool.drop_duplicates("id").set_index("id")["text"]
+    problems, seen = [], set()
+    path = root / "counterfactual" / f"{batch}.jsonl"
+    lines = jsonl_records(path) if path.is_file() else []
+    for where, record in lines:
+        item = record.get("item")
+        if not isinstance(item, int) or not 1 <= item <= len(keys):
+            problems.append(f"{where}: item must be 1..{len(keys)}")
+            continue
+        if item in seen:
+            problems.append(f"{where}: item {item} answered twice")
+        seen.add(item)
+        key = keys[item - 1]
+        if record.get("edit") != key["edit"]:
+            problems.append(f"{where}: item {item} asks for the edit {key['edit']!r}")
+        text = " ".join(str(record.get("text", "")).split())
+        if not text or text == parent_text(texts[key["id"]]):
+            problems.append(f"{where}: the text must be the edited message")
+        fields = [
+            "-" if record.get(k) is None else str(record.get(k))
+            for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
+        ]
+        try:
+            parse_line("\t".join([str(item), *fields, str(record.get("tags") or "-")]), where)
+        except BadInput as exc:
+            problems.append(str(exc))
+    missing = sorted(set(range(1, len(keys) + 1)) - seen)
+    if missing:
+        problems.append(
+            f"{path}: items not answered yet: {missing[:10]}{' ...' * (len(missing) > 10)}"
+        )
+    checks = [r for _, r in jsonl_records(root / CHECKS_KEY) if r["batch"] == batch]
+    try:
+        parse_answers(root / CHECKS_DIR / f"{batch}.tsv", len(checks))
+    except FileNotFoundError:
+        problems.append(f"{root / CHECKS_DIR}/{batch}.tsv: the check questions are not answered")
+    except BadInput as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def pool_of(args: argparse.Namespace) -> pd.DataFrame:
+    return real_pool(args.mirror)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("draw", "check", "second", "agreement"))
+    parser.add_argument("batches", nargs="*", help="for check and second: the batches")
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
+    parser.add_argument("--root", type=Path, default=SCALE_DIR)
+    args = parser.parse_args()
+    try:
+        if args.command == "draw":
+            names = draw_edit_batches(args.root, pool_of(args), REAL_GOLD_DIR)
+            print(f"wrote {len(names)} targeted batches in {args.root / 'to_label'}: {names}")
+        elif args.command == "check":
+            problems = [p for b in args.batches for p in check_batch(args.root, pool_of(args), b)]
+            print("\n".join(problems) or "ok")
+            raise SystemExit(1 if problems else 0)
+        elif args.command == "second":
+            paths = write_second_pass(args.root, pool_of(args), args.batches)
+            print(f"wrote {len(paths)} second-pass batches")
+        else:
+            print(json.dumps(second_pass_agreement(args.root)["all"], indent=2))
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
