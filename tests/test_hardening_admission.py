@@ -19,9 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.core.scorer import Scores, Timings
+from serving.http.admission import Admission, QueueFull
 from serving.http.app import create_app
 from serving.http.auth import hash_key
-from serving.http.batcher import MAX_RESTARTS, BatcherDown, BatchFailed, MicroBatcher, QueueFull
+from serving.http.batcher import MAX_RESTARTS, BatcherDown, BatchFailed, MicroBatcher
 from serving.http.settings import Settings
 from tests.server_process import free_port, running, start, stop, wait_ready
 
@@ -66,7 +67,11 @@ def test_a_single_behind_a_large_request_waits_at_most_one_batch() -> None:
         return 4 if text.startswith("big") else 1
 
     async def main() -> None:
-        batcher = batcher_for([State(scorer)], max_tokens=16, cost=cost)
+        batcher = batcher_for(
+            [State(scorer)],
+            max_tokens=16,
+            admission=Admission(count=lambda texts, contexts: [cost(t) for t in texts]),
+        )
         batcher.start()
         big = asyncio.ensure_future(batcher.submit([f"big {i}" for i in range(64)]))
         await asyncio.sleep(0.01)  # the first batch of the big request is running
@@ -86,7 +91,7 @@ def test_admission_counts_work_ahead_and_admits_a_request_alone() -> None:
     scorer = SlowScorer(seconds=0.01)
 
     async def main() -> list[str]:
-        batcher = batcher_for([State(scorer)], max_tokens=4, max_queued_tokens=20)
+        batcher = batcher_for([State(scorer)], max_tokens=4, admission=Admission(20))
         batcher.start()
         outcomes = []
         alone = asyncio.ensure_future(batcher.submit(["x"] * 30))  # over the limit, alone

@@ -339,3 +339,22 @@ def test_unlabelled_messages_skip_held_back_threads_known_texts_and_repeats(
     assert (rows["source"] == distill.UNLABELLED_SOURCE).all()
     assert (rows[[mask_column(h) for h in HEADS]] == 0).all().all()
     assert len(distill.unlabelled_messages(Path("mirror"), 1, 13, set())) == 1
+
+
+def test_token_counts_are_the_tokens_the_model_reads(tiny_context_release: Path) -> None:
+    """Admission prices a text with `Scorer.token_counts`: exactly the unpadded row `encode`
+    builds (message after truncation, then the context segment), for short, truncated and
+    threaded texts alike."""
+    from serving.core.scorer import Scorer
+    from serving.core.text import encode
+
+    scorer = Scorer.load(tiny_context_release)
+    manifest = scorer.manifest
+    texts = ["ok", " ".join(["order"] * 40), "my parcel never arrived"]
+    contexts = ["", "agent: can you help with the order number", "customer: " + "late " * 40]
+    encoded = encode(
+        scorer.tokenizer, texts, manifest.max_length, contexts, manifest.context_length
+    )
+    counts = scorer.token_counts(texts, contexts)
+    assert counts == encoded.attention_mask.sum(axis=1).tolist()
+    assert counts[1] > manifest.max_length - 1 and len(set(counts)) == 3

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 
 from serving.core.contract import HEADS
 from serving.core.errors import BadInput
+from serving.http.admission import QueueFull
 from serving.http.app import create_app
 from serving.http.auth import hash_key
-from serving.http.batcher import QueueFull
 from serving.http.settings import ApiKey, Settings
 
 RESULT_KEYS = {

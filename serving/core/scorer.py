@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from serving.core.artifact import Manifest, ModelError, verify_folder
 from serving.core.contract import HEADS, MANIFEST_FILE, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
-from serving.core.text import TONE_FEATURES, Encoded, encode, load_tokenizer
+from serving.core.text import TONE_FEATURES, Encoded, encode, load_tokenizer, token_counts
 
 __all__ = [
     "Manifest",
@@ -163,6 +163,17 @@ class Scorer:
             for i, flag in zip(rows, batch_truncated, strict=True):
                 truncated[i] = flag
         return probs, truncated
+
+    def token_counts(
+        self, texts: Sequence[str], contexts: Sequence[str] | None = None
+    ) -> list[int]:
+        """The tokens each text (with its context, for a model that reads one) costs this
+        model before padding: what admission and batching budget with."""
+        manifest = self.manifest
+        context = contexts if manifest.context_length > 0 else None
+        return token_counts(
+            self.tokenizer, texts, manifest.max_length, context, manifest.context_length
+        )
 
     def probabilities(
         self, texts: Sequence[str], batch_size: int = 32, contexts: Sequence[str] | None = None

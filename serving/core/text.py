@@ -40,6 +40,7 @@ __all__ = [
     "encode",
     "load_tokenizer",
     "normalise",
+    "token_counts",
     "tone",
 ]
 
@@ -183,6 +184,23 @@ def _context_ids(tokenizer: Tokenizer, contexts: Sequence[str], budget: int) -> 
         body = encoding.ids[1:-1][: budget - 1]
         out[i] = [*body, encoding.ids[-1]]
     return out
+
+
+def token_counts(
+    tokenizer: Tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    contexts: Sequence[str] | None = None,
+    context_length: int = 0,
+) -> list[int]:
+    """The tokens `encode` gives each row (message after truncation, plus its context
+    segment): what a row costs the model before padding."""
+    encodings = tokenizer.encode_batch([normalise(t) for t in texts])
+    context = _context_ids(tokenizer, contexts or [""] * len(texts), context_length)
+    return [
+        min(len(e.ids), max_length) + len(extra)
+        for e, extra in zip(encodings, context, strict=True)
+    ]
 
 
 def encode(

@@ -13,8 +13,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from serving.core.scorer import ModelError
+from serving.http.admission import Admission
 from serving.http.auth_gate import AuthGate, keyed_routes
-from serving.http.batcher import MicroBatcher, token_estimate
+from serving.http.batcher import MicroBatcher
 from serving.http.feedback_service import FeedbackService
 from serving.http.guard import Guard, install_error_handlers
 from serving.http.observability import Metrics, log
@@ -98,8 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.max_batch_wait_ms / 1000,
             runtime.metrics.observe_batch,
             max_tokens=settings.max_batch_tokens,
-            max_queued_tokens=settings.max_queued_tokens,
-            cost=lambda text: token_estimate(text, runtime.current().scorer.manifest.max_length),
+            admission=Admission(
+                settings.max_queued_tokens,
+                lambda texts, contexts: runtime.current().scorer.token_counts(texts, contexts),
+            ),
             on_failure=lambda what: runtime.metrics.failures.labels(what).inc(),
         )
         runtime.batcher = batcher

@@ -2,16 +2,15 @@
 
 Each request is a job of texts. One worker task builds a batch from the waiting jobs, fewest
 texts left first and one text per job per round, until `max_batch` texts or `max_tokens`
-estimated tokens (padded: count x longest); so a 64-message request is spread over many
-short batches and a one-message request behind it waits at most for the batch already
-running. A job is pinned to the model state of its first batch, so a hot reload never splits
-a request across models.
+tokens (padded: count x longest; each text priced by `serving.http.admission`); so a
+64-message request is spread over many short batches and a one-message request behind it waits
+at most for the batch already running. A job is pinned to the model state of its first batch,
+so a hot reload never splits a request across models.
 
-Admission counts work, not requests: a job is refused (`QueueFull`) when the tokens that the
-fair schedule would run ahead of it, plus its own, exceed `max_queued_tokens` (a job alone is
-always admitted). A failed batch fails only its own jobs (`BatchFailed`), whatever it raised;
-if the worker itself dies, a watchdog restarts it, and gives up after `MAX_RESTARTS` within
-`RESTART_WINDOW` seconds (then `alive` is False and readiness fails).
+Whether a job may join the queue is admission's call, given the tokens the fair schedule runs
+ahead of it (`queued_ahead`). A failed batch fails only its own jobs (`BatchFailed`), whatever
+it raised; if the worker itself dies, a watchdog restarts it, and gives up after
+`MAX_RESTARTS` within `RESTART_WINDOW` seconds (then `alive` is False and readiness fails).
 """
 
 from __future__ import annotations
@@ -25,27 +24,15 @@ from itertools import accumulate
 from typing import Generic, Protocol, TypeVar
 
 from serving.core.scorer import Scorer, Scores, Timings
+from serving.http.admission import Admission
 from serving.http.observability import BatchStats, log
 
-__all__ = [
-    "BatchFailed",
-    "BatcherDown",
-    "HasScorer",
-    "MicroBatcher",
-    "QueueFull",
-    "token_estimate",
-]
+__all__ = ["BatchFailed", "BatcherDown", "HasScorer", "MicroBatcher"]
 
-CHARS_PER_TOKEN = 4  # WordPiece on English helpdesk text: ~4.4 characters per token
 MAX_RESTARTS = 3
+UNLIMITED = Admission()  # every job admitted, one token a text
 RESTART_WINDOW = 60.0
 FATAL = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
-
-
-def token_estimate(text: str, max_length: int) -> int:
-    """Tokens a text costs the model, from its length alone (no tokenizing on the event loop);
-    the scorer truncates at `max_length`, so a longer text costs no more."""
-    return min(max_length, len(text) // CHARS_PER_TOKEN + 2)
 
 
 class HasScorer(Protocol):
@@ -54,10 +41,6 @@ class HasScorer(Protocol):
 
 
 S = TypeVar("S", bound=HasScorer)
-
-
-class QueueFull(Exception):
-    """Too much work is queued ahead of this request."""
 
 
 class BatchFailed(Exception):
@@ -91,7 +74,7 @@ class _Job(Generic[S]):
         return len(self.texts) - self.next
 
     def cost_of_next(self, count: int) -> int:
-        """Estimated tokens of the next `count` texts still to schedule."""
+        """Tokens of the next `count` texts still to schedule."""
         return self.prefix[min(len(self.texts), self.next + count)] - self.prefix[self.next]
 
 
@@ -104,8 +87,7 @@ class MicroBatcher(Generic[S]):
         observe: Callable[[BatchStats], None] = lambda stats: None,
         *,
         max_tokens: int = 1 << 30,
-        max_queued_tokens: int = 1 << 30,
-        cost: Callable[[str], int] = lambda text: 1,
+        admission: Admission = UNLIMITED,
         on_failure: Callable[[str], None] = lambda what: None,
     ) -> None:
         self._state = state
@@ -113,8 +95,7 @@ class MicroBatcher(Generic[S]):
         self._max_wait = max_wait
         self._observe = observe
         self._max_tokens = max_tokens
-        self._max_queued = max_queued_tokens
-        self._cost = cost
+        self._admission = admission
         self._on_failure = on_failure
         self._jobs: list[_Job[S]] = []
         self._arrived = asyncio.Event()
@@ -142,7 +123,7 @@ class MicroBatcher(Generic[S]):
             await asyncio.gather(self._worker, return_exceptions=True)
 
     def queued_ahead(self, costs: list[int]) -> int:
-        """Estimated tokens the fair schedule runs before a new job with these costs is done:
+        """Tokens the fair schedule runs before a new job with these costs is done:
         from every waiting job, as many texts as the new job has."""
         return sum(j.cost_of_next(len(costs)) for j in self._jobs if not j.future.done())
 
@@ -155,13 +136,8 @@ class MicroBatcher(Generic[S]):
         if not self.alive:
             raise BatcherDown("the batch worker is not running")
         contexts = contexts if contexts is not None else [""] * len(texts)
-        costs = [
-            self._cost(text) + self._cost(c) if c else self._cost(text)
-            for text, c in zip(texts, contexts, strict=True)
-        ]
-        ahead = self.queued_ahead(costs)
-        if ahead and ahead + sum(costs) > self._max_queued:
-            raise QueueFull(f"{ahead} tokens queued ahead")
+        costs = self._admission.price(texts, contexts)
+        self._admission.admit(costs, self.queued_ahead(costs))
         job: _Job[S] = _Job(texts, contexts, costs, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self._arrived.set()

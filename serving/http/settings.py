@@ -118,12 +118,15 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(
         256,
         ge=1,
-        description="estimated tokens per ONNX batch: a short request waits at most one batch",
+        description=(
+            "tokens per ONNX batch (padded, by the tokenizer's counts): "
+            "a short request waits at most one batch"
+        ),
     )
     max_queued_tokens: int = Field(
         32_768,
         ge=1,
-        description="estimated tokens queued ahead of a score request (429 above; alone: admitted)",
+        description="tokens queued ahead of a score request (429 above; alone: admitted)",
     )
     request_deadline_seconds: float = Field(
         30.0, gt=0, description="a score request not answered by then gets 504"

@@ -15,7 +15,8 @@ from serving.core.language import language_of
 from serving.core.schemas import Explanation, Message, ScoreRequest, ScoreResponse
 from serving.core.scorer import Scores
 from serving.core.threads import flatten_threads, split_threads
-from serving.http.batcher import BatcherDown, BatchFailed, QueueFull
+from serving.http.admission import QueueFull
+from serving.http.batcher import BatcherDown, BatchFailed
 from serving.http.deps import RuntimeDep, ScoreCaller
 from serving.http.guard import ApiError, error_responses, over_limit
 from serving.http.runtime import ModelState, Runtime
