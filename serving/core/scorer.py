@@ -14,6 +14,7 @@ from tokenizers import Tokenizer
 
 from serving.core.artifact import Manifest, ModelError, verify_folder
 from serving.core.contract import HEADS, MANIFEST_FILE, MODEL_FILE, OUTPUT_NAME, TOKENIZER_FILE
+from serving.core.score_cache import ScoreCache
 from serving.core.text import TONE_FEATURES, Encoded, encode, load_tokenizer, token_counts
 
 __all__ = [
@@ -28,10 +29,12 @@ __all__ = [
 
 @dataclass
 class Timings:
-    """Seconds spent tokenizing and in the ONNX session, accumulated over batches."""
+    """Seconds spent tokenizing and in the ONNX session, accumulated over batches, and the
+    texts the score cache answered."""
 
     tokenize: float = 0.0
     inference: float = 0.0
+    cached: int = 0  # texts answered from the score cache, not the model
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,35 @@ class Scores:
 class Scorer:
     """Tokenize, run the ONNX graph in length-sorted batches, apply per-head temperatures."""
 
-    def __init__(self, manifest: Manifest, session: ort.InferenceSession, tokenizer: Tokenizer):
+    def __init__(
+        self,
+        manifest: Manifest,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        cache: ScoreCache[Scores] | None = None,
+    ):
         self.manifest = manifest
         self.session = session
         self.tokenizer = tokenizer
+        self.cache = cache  # `score` keeps and reuses scores here (serving.core.score_cache)
         #: The graph's inputs, read once: a model exported before tone features has two.
         self.input_names = [i.name for i in session.get_inputs()]
 
     @classmethod
     def load(
-        cls, folder: Path, threads: int = 0, spin: bool = True, pinned: str | None = None
+        cls,
+        folder: Path,
+        threads: int = 0,
+        spin: bool = True,
+        pinned: str | None = None,
+        cache_size: int = 0,
     ) -> Scorer:
         """Verify and load `folder`; threads=0 lets onnxruntime use the CPUs this process may.
 
         spin=False stops onnxruntime's threads from busy-waiting for work between runs: in a
         server they would take the cores the event loop needs to parse the next requests.
-        `pinned` is the folder digest the deployment expects (HELPDESK_MODEL_SHA256).
+        `pinned` is the folder digest the deployment expects (HELPDESK_MODEL_SHA256);
+        `cache_size` > 0 gives `score` a score cache of that many entries.
         """
         manifest = verify_folder(folder, pinned)
         options = ort.SessionOptions()
@@ -77,7 +93,7 @@ class Scorer:
             tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         except Exception as exc:  # onnxruntime and tokenizers raise their own base types
             raise ModelError(f"cannot load model from {folder}: {exc}") from None
-        scorer = cls(manifest, session, tokenizer)
+        scorer = cls(manifest, session, tokenizer, ScoreCache(cache_size) if cache_size else None)
         scorer.check_fit(folder)
         return scorer
 
@@ -186,6 +202,33 @@ class Scorer:
         batch_size: int = 32,
         timings: Timings | None = None,
         contexts: Sequence[str] | None = None,
+    ) -> list[Scores]:
+        """Scores of `texts`, as `probabilities_and_truncation` computes them; with a cache,
+        a (context, text) scored before is answered from it (`timings.cached` counts them)."""
+        timings = timings if timings is not None else Timings()
+        if self.cache is None:
+            return self._scores(texts, batch_size, timings, contexts)
+        reads = self.manifest.context_length > 0 and contexts is not None
+        context = list(contexts) if reads and contexts is not None else [""] * len(texts)
+        keys = [self.cache.key(t, c) for t, c in zip(texts, context, strict=True)]
+        found = [self.cache.get(k) for k in keys]
+        missing = [i for i, s in enumerate(found) if s is None]
+        if missing:
+            fresh = self._scores(
+                [texts[i] for i in missing], batch_size, timings, [context[i] for i in missing]
+            )
+            for i, scores in zip(missing, fresh, strict=True):
+                found[i] = scores
+                self.cache.put(keys[i], scores)
+        timings.cached += len(texts) - len(missing)
+        return [s for s in found if s is not None]
+
+    def _scores(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        timings: Timings,
+        contexts: Sequence[str] | None,
     ) -> list[Scores]:
         probs, truncated = self.probabilities_and_truncation(texts, batch_size, timings, contexts)
         return [

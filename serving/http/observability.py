@@ -128,6 +128,12 @@ class Metrics:
             "Score requests admitted (authenticated, body read) and not yet answered",
             registry=self.registry,
         )
+        self.cache = Counter(
+            "helpdesk_score_cache_texts",
+            "Texts the batcher scored (outcome=miss) or found in the score cache (outcome=hit)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.failures = Counter(
             "helpdesk_batcher_failures",
             "Failed batches (their requests got 500) and batch worker deaths (restarted)",
@@ -153,6 +159,8 @@ class Metrics:
             self.stage.labels("queue").observe(seconds)
         self.stage.labels("tokenize").observe(stats.timings.tokenize)
         self.stage.labels("inference").observe(stats.timings.inference)
+        self.cache.labels("hit").inc(stats.timings.cached)
+        self.cache.labels("miss").inc(stats.size - stats.timings.cached)
 
     def set_reference(self, reference: Mapping[str, Sequence[int]] | None) -> None:
         """A new model: an empty window against its reference (None: no drift gauge)."""

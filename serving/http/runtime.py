@@ -53,7 +53,7 @@ def load_model_state(
     """Verify checksums (and the digest: `pinned`, else HELPDESK_MODEL_SHA256), load, warm up,
     and check the golden scores (a served model must have some); raise ModelError if not."""
     pinned = pinned or settings.model_sha256
-    scorer = Scorer.load(folder, settings.threads, settings.spin, pinned)
+    scorer = Scorer.load(folder, settings.threads, settings.spin, pinned, settings.score_cache_size)
     if not scorer.manifest.raw["golden"]:
         raise ModelError(f"{folder / MANIFEST_FILE}: no golden scores to check the model against")
     scorer.score(["warm-up", "a slightly longer warm-up message to size the buffers"])

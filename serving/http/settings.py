@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         ge=1,
         description="request-body bytes held at once across connections (429 above)",
     )
+    score_cache_size: int = Field(
+        10_000,
+        ge=0,
+        description="scores kept per loaded model, by digest of context and text, so a live "
+        "thread's earlier turns are scored once (0: off)",
+    )
     max_texts_per_request: int = Field(
         320,
         ge=1,
