@@ -138,3 +138,46 @@ def _gap(model: object, tokenizer: object, texts: list[str]) -> float:
         a = model(**encode(tokenizer, texts, 16))  # type: ignore[operator]
         b = model(**encode(tokenizer, [t + " angry" for t in texts], 16))  # type: ignore[operator]
     return float(np.abs((a - b).numpy()).mean())
+
+
+def test_draw_check_and_second_pass_of_targeted_batches(scale: tuple[Path, Path]) -> None:
+    """The draw asks each eligible train parent for one edit, with the gold checks in their own
+    file; `check_batch` names a wrong edit and an unedited text; the second pass is blind
+    (no labels, numbered afresh) and its agreement is measured against the writer's labels."""
+    import pandas as pd
+
+    from training.counterfactual_draw import (
+        check_batch,
+        draw_edit_batches,
+        second_pass_agreement,
+        write_second_pass,
+    )
+    from training.real_scale_draw import write_counterfactual_patches
+
+    gold_dir, root = scale
+    build(root, gold_dir)
+    ids = [f"m{i}" for i in range(8)] + [f"g{k}" for k in range(4)]
+    pool = pd.DataFrame({"id": ids, "text": PARENT, "history": "[]"})
+    assert draw_edit_batches(root, pool, gold_dir) == ["t01"]
+    batch = (root / "to_label" / "t01.txt").read_text()
+    assert batch.count("EDIT: ") == 1  # m0 is the one train complaint
+    assert (root / "to_label" / "t01.checks.txt").read_text().count("MESSAGE: ") == 4
+    key = [json.loads(x) for x in (root / "counterfactual_key.jsonl").read_text().splitlines()]
+    (asked,) = [k["edit"] for k in key if k["batch"] == "t01"]
+    wrong = {**_edit(1, "typos", PARENT), "text": PARENT}
+    _write(root / "counterfactual" / "t01.jsonl", [wrong])
+    problems = check_batch(root, pool, "t01")
+    assert any("asks for the edit" in p for p in problems)
+    assert any("must be the edited message" in p for p in problems)
+    assert any("check questions are not answered" in p for p in problems)
+    edited = {**_edit(1, asked, "Hi, my bag is late."), "text": "Hi, my bag is late."}
+    _write(root / "counterfactual" / "t01.jsonl", [edited])
+    write_counterfactual_patches(root, pool)
+    (second,) = write_second_pass(root, pool, ["t01"])
+    assert "EDIT" not in second.read_text() and "Hi, my bag is late." in second.read_text()
+    (root / "counterfactual_second").mkdir()
+    (root / "counterfactual_second" / "t01.tsv").write_text(f"1\t{LINES['complaint']}\n")
+    report = second_pass_agreement(root)
+    # the writer called the edit calm, the second pass mildly frustrated
+    assert report["all"]["complaint"]["agreement"] == 1.0
+    assert report["all"]["frustration"]["agreement"] == 0.0

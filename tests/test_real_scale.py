@@ -246,10 +246,11 @@ def test_the_committed_set_rebuilds_byte_identically(tmp_path: Path) -> None:
         "key.jsonl",
         "adjudication.jsonl",
         "counterfactual_key.jsonl",
+        "counterfactual_checks_key.jsonl",
         "check_review.jsonl",
     ):
         shutil.copy(committed / name, root / name)
-    for folder in ("labels", "counterfactual_edits"):
+    for folder in ("labels", "counterfactual_edits", "counterfactual_checks"):
         shutil.copytree(committed / folder, root / folder)
     report = build(root, Path(__file__).parents[1] / "data" / "real_gold")
     for name in ("labelled.jsonl", "counterfactual.jsonl"):

@@ -43,6 +43,7 @@ __all__ = [
     "counterfactual_id",
     "counterfactual_rows",
     "edit_batch_gates",
+    "edit_labels",
     "parent_positions",
 ]
 
@@ -76,6 +77,17 @@ def parent_positions(ids: Sequence[str]) -> np.ndarray:
         ],
         dtype=np.int64,
     )
+
+
+def edit_labels(record: Mapping[str, Any], where: str) -> dict[str, object]:
+    """An edit record's labels as an answer line gives them (binary heads, level, route),
+    checked by the same rules."""
+    fields = [
+        "-" if record.get(k) is None else str(record[k])
+        for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
+    ]
+    note = " ".join(str(record.get("note", "")).split())
+    return parse_line("\t".join(["0", *fields, "-", note]), where)[1]
 
 
 def edit_batch_gates(root: Path, real_gold_dir: Path) -> dict[str, dict[str, Any]]:
@@ -143,12 +155,7 @@ def counterfactual_rows(
             patch = record.get("patch")
             if not isinstance(patch, dict) or not patch.get("ops"):
                 raise BadInput(f"{where}: needs a non-empty patch against its parent")
-            fields = [
-                "-" if record.get(k) is None else str(record[k])
-                for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
-            ]
-            note = " ".join(str(record.get("note", "")).split())
-            _, labels = parse_line("\t".join(["0", *fields, "-", note]), where)
+            labels = edit_labels(record, where)
             rows.append(
                 {
                     "id": counterfactual_id(parent_id, record["edit"]),

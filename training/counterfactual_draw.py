@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from serving.core.errors import BadInput
-from training.counterfactual import CHECKS_DIR, CHECKS_KEY, KEY_FILE
+from training.counterfactual import CHECKS_DIR, CHECKS_KEY, KEY_FILE, edit_labels
 from training.gold import jsonl_records
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import SCALE_DIR, retired_checks
@@ -163,7 +163,11 @@ def second_pass_agreement(root: Path) -> dict[str, Any]:
             report["batches"][batch] = "pending"
             continue
         edits = _edits(root, batch)
-        pairs = [(edits[k["edit_item"]], answers[k["item"]]) for k in items]
+        pairs = [
+            (edit_labels(edits[i], f"{batch} item {i}"), answers[k["item"]])
+            for k in items
+            for i in [k["edit_item"]]
+        ]
         every += pairs
         report["batches"][batch] = agreement(pairs)
     report["all"] = agreement(every) if every else {}

@@ -27,7 +27,7 @@ from typing import Any
 
 from serving.core.errors import BadInput
 from serving.core.files import sha256_file
-from training.counterfactual import counterfactual_rows
+from training.counterfactual import counterfactual_rows, edit_batch_gates
 from training.dataset_rules import REAL_SCALE_SALT, REAL_SCALE_SPLITS, hash_split
 from training.gold import LABEL_KEYS, jsonl_records, write_jsonl_records
 from training.real_gold import REAL_GOLD_DIR, ROUTES
@@ -207,6 +207,10 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
         batches={b: g["status"] for b, g in gates.items()},
         attempts={b: rejected[b] + (g["status"] != "pending") for b, g in gates.items()},
         check_questions=agreement(check_pairs, skip=gated.check_skips),
+        edit_batches={
+            b: {"status": g["status"], **({"checks": g["checks"]} if "checks" in g else {})}
+            for b, g in edit_batch_gates(root, real_gold_dir).items()
+        },
         retired_checks=len(retired_checks(root)),
         second_pass={
             "rows": len(both),

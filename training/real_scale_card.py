@@ -52,6 +52,40 @@ def _kappa(row: dict[str, Any] | None) -> str:
     return f"{shown} (agreement {row['agreement']:.3f}, n={row['n']})"
 
 
+def _targeted_section(report: dict[str, Any]) -> list[str]:
+    """The t-batches: targeted edits, their check questions' gate and the blind second pass."""
+    gates = report.get("edit_batches", {})
+    if not gates:
+        return []
+    rejected = SCALE_DIR / "counterfactual_checks" / "rejected"
+    path = SCALE_DIR / "counterfactual_agreement.json"
+    second = json.loads(path.read_text())["all"] if path.is_file() else {}
+    return [
+        "### Targeted edits (t-batches)",
+        "",
+        "Edits of what release 0.4.0 read wrong, each item asking for one (`data/LABELLING.md`,",
+        "`python -m training.counterfactual_draw`): `polite_report` (a frustrated complaint",
+        "told calmly, for the first time), `sarcastic` (the failure told as sarcastic thanks),",
+        "`repeated` (a calm complaint told as asked before). Parents are train messages of at",
+        "most 280 characters. Labelling agents wrote and labelled them; each batch carried 14",
+        "check questions from the real gold dev split in a file of their own (so, unlike the",
+        "scaled batches, the writer knew them), and its edits count only when those reach",
+        f"kappa {CHECK_KAPPA} on every head; a batch that fails is written again from scratch",
+        "by another agent (earlier check answers: `counterfactual_checks/rejected/`). Batches",
+        "(attempts): "
+        + ", ".join(
+            f"{b} {g['status']} ({1 + len(list(rejected.glob(f'{b}.a*.tsv')))})"
+            for b, g in sorted(gates.items())
+        )
+        + ".",
+        "A blind second pass (another agent, the edited message in its thread, no labels)",
+        "labelled 20 edits of each passed batch; kappa against the writer: "
+        + (", ".join(f"{k} {_kappa(v)}" for k, v in second.items()) or "not run yet")
+        + ".",
+        "",
+    ]
+
+
 def render_card(report: dict[str, Any]) -> str:
     """The card's markdown for one agreement report."""
     statuses = report["batches"]
@@ -142,6 +176,7 @@ def render_card(report: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in report["counterfactual"]["by_edit"].items())
         + ".",
         "",
+        *_targeted_section(report),
         "## How the labels were made",
         "",
         "- The guide (`data/LABELLING.md`) was revised before labelling (price and policy",
