@@ -333,3 +333,21 @@ def test_replicas_share_one_port_and_stop_together(tiny_release: Path) -> None:
         stop(launcher)
     assert launcher.returncode == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in replicas)
+
+
+def test_live_threads_never_repeat_a_body_and_send_the_thread_so_far(tiny_release: Path) -> None:
+    """The live-thread benchmark's bodies: a thread's three messages, each with the thread so
+    far as history, threads interleaved in groups, and no message text used twice (so the
+    score cache can answer only a live thread's earlier turns)."""
+    from tokenizers import Tokenizer
+
+    from evaluation.bench.live_threads import GROUP, live_bodies
+
+    tokenizer = Tokenizer.from_file(str(tiny_release / "tokenizer.json"))
+    made = [json.loads(b)["messages"][0] for b in live_bodies(tokenizer, GROUP + 2, seed=0)]
+    assert len(made) == 3 * (GROUP + 2)
+    assert len({m["text"] for m in made}) == len(made)
+    first, second, third = made[0], made[GROUP], made[2 * GROUP]  # one thread's three turns
+    assert first["history"] == []
+    assert second["history"][0] == first["text"] and second["history"][1]["role"] == "agent"
+    assert third["history"] == [*second["history"], second["text"]]

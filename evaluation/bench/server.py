@@ -321,7 +321,10 @@ class Variant:
 
     def command(self, release: Path, port: int) -> tuple[list[str], dict[str, str]]:
         model = self.model or release
-        env = {"HELPDESK_THREADS": "2", **self.env}  # default logging: a line per request
+        # default logging (a line per request); the score cache off, since the ladders send
+        # 200 bodies over and over and a cache would answer the repeats (live_threads.py
+        # measures it on bodies that never repeat)
+        env = {"HELPDESK_THREADS": "2", "HELPDESK_SCORE_CACHE_SIZE": "0", **self.env}
         where = ["--model", str(model), "--port", str(port)]
         if self.replicas > 1:
             launcher = ["evaluation.bench.replicas", "--count", str(self.replicas)]
