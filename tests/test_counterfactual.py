@@ -181,3 +181,26 @@ def test_draw_check_and_second_pass_of_targeted_batches(scale: tuple[Path, Path]
     # the writer called the edit calm, the second pass mildly frustrated
     assert report["all"]["complaint"]["agreement"] == 1.0
     assert report["all"]["frustration"]["agreement"] == 0.0
+
+
+def test_leave_out_edits_drops_those_edits_from_train(tiny_dataset: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from training.config import load_config
+    from training.train import load_splits
+
+    data = pd.read_parquet(tiny_dataset)
+    train_rows = data[data["split"] == "train"].head(2)
+    edits = pd.concat(
+        [
+            train_rows.assign(id=[counterfactual_id(i, edit) for i in train_rows["id"]])
+            for edit in ("sarcastic", "typos")
+        ]
+    )
+    path = tmp_path / "data.parquet"
+    pd.concat([data, edits], ignore_index=True).to_parquet(path, index=False)
+    kept, _ = load_splits(load_config(overrides=[f"data={path}", "leave_out_edits=sarcastic"]))
+    assert not kept["id"].str.endswith("#cf-sarcastic").any()
+    assert kept["id"].str.endswith("#cf-typos").sum() == 2
+    with pytest.raises(BadInput, match="no such edits"):
+        load_splits(load_config(overrides=[f"data={path}", "leave_out_edits=sarcasm"]))

@@ -36,6 +36,7 @@ class TrainConfig:
     max_public_rows: int = 0  # >0: a seeded sample of this many public (not hand-labelled) rows
     weak_legitimacy: int = 1  # 0: public rows' label-model legitimacy is not trained on
     graded_frustration: int = 1  # 1: polite complaint 0.25 < mild 0.8 < strong 1.0 as targets
+    leave_out_edits: str = ""  # comma list of counterfactual edits not trained on ("sarcastic")
     pair_weight: float = 0.0  # >0: an edit's logits pulled to its parent's on heads they agree
     seed: int = 13
     threads: int = 0  # 0: torch's default
