@@ -30,6 +30,7 @@ from training.real_scale_labels import (
     parse_answers,
     parse_line,
     passes_checks,
+    read_key,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "counterfactual_rows",
     "edit_batch_gates",
     "edit_labels",
+    "parent_and_edit",
     "parent_positions",
 ]
 
@@ -66,42 +68,40 @@ def counterfactual_id(parent_id: str, edit: str) -> str:
     return f"{parent_id}{ID_MARKER}{edit}"
 
 
+def parent_and_edit(row_id: str) -> tuple[str, str]:
+    """(parent id, edit) of a counterfactual row's id; ("", "") for a real row's."""
+    parent, marker, edit = row_id.partition(ID_MARKER)
+    return (parent, edit) if marker else ("", "")
+
+
 def parent_positions(ids: Sequence[str]) -> np.ndarray:
     """(n,) int: for each row, the position of its parent among `ids`, or -1 (a real row, or
     an edit whose parent is not among them)."""
     where = {row_id: i for i, row_id in enumerate(ids)}
-    return np.array(
-        [
-            where.get(row_id.split(ID_MARKER)[0], -1) if ID_MARKER in row_id else -1
-            for row_id in ids
-        ],
-        dtype=np.int64,
-    )
+    parents = [parent_and_edit(row_id)[0] for row_id in ids]
+    return np.array([where.get(p, -1) if p else -1 for p in parents], dtype=np.int64)
 
 
 def edit_labels(record: Mapping[str, Any], where: str) -> dict[str, object]:
-    """An edit record's labels as an answer line gives them (binary heads, level, route),
-    checked by the same rules."""
+    """An edit record's labels as an answer line gives them (binary heads, level, route,
+    tags), checked by the same rules."""
     fields = [
         "-" if record.get(k) is None else str(record[k])
         for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
     ]
+    tags = str(record.get("tags") or "-")
     note = " ".join(str(record.get("note", "")).split())
-    return parse_line("\t".join(["0", *fields, "-", note]), where)[1]
+    return parse_line("\t".join(["0", *fields, tags, note]), where)[1]
 
 
 def edit_batch_gates(root: Path, real_gold_dir: Path) -> dict[str, dict[str, Any]]:
     """batch -> {status: passed / relabel / pending, checks: agreement with gold} for every
     edit batch that has check questions."""
-    key_path = root / CHECKS_KEY
-    if not key_path.is_file():
+    if not (root / CHECKS_KEY).is_file():
         return {}
-    by_batch: dict[str, list[dict[str, Any]]] = {}
-    for _, record in jsonl_records(key_path):
-        by_batch.setdefault(str(record["batch"]), []).append(record)
     gold = gold_dev(real_gold_dir)
     gates: dict[str, dict[str, Any]] = {}
-    for batch, items in sorted(by_batch.items()):
+    for batch, items in sorted(read_key(root, CHECKS_KEY).items()):
         path = root / CHECKS_DIR / f"{batch}.tsv"
         try:
             answers = parse_answers(path, len(items)) if path.is_file() else {}
@@ -117,7 +117,7 @@ def edit_batch_gates(root: Path, real_gold_dir: Path) -> dict[str, dict[str, Any
 
 
 def counterfactual_rows(
-    root: Path, labelled: dict[str, dict[str, Any]], real_gold_dir: Path
+    root: Path, labelled: dict[str, dict[str, Any]], gates: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """Synthetic minimal edits of train messages, each with the labels of its own side.
 
@@ -127,13 +127,12 @@ def counterfactual_rows(
     `counterfactual_edits/<batch>.jsonl` with a `patch` against its parent instead of the text
     (`training.text_patch`), which is what is committed and read here. Edits of parents whose
     batch is not (yet) in the labelled set wait, and so do the edits of a t-batch whose check
-    questions have not passed.
+    questions have not passed (`gates`: `edit_batch_gates`).
     """
     key_path = root / KEY_FILE
     if not key_path.is_file():
         return []
     keys = {(r["batch"], r["item"]): r for _, r in jsonl_records(key_path)}
-    gates = edit_batch_gates(root, real_gold_dir)
     rows: list[dict[str, Any]] = []
     for path in sorted((root / "counterfactual_edits").glob("*.jsonl")):
         if path.stem in gates and gates[path.stem]["status"] != "passed":

@@ -28,7 +28,7 @@ from training.gold import jsonl_records
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import SCALE_DIR, retired_checks
 from training.real_scale_draw import CHECKS_PER_BATCH, pick_checks, render_batch
-from training.real_scale_labels import IncompleteAnswers, agreement, parse_answers, parse_line
+from training.real_scale_labels import IncompleteAnswers, agreement, parse_answers, read_key
 from training.sources import DEFAULT_MIRROR
 from training.text_patch import apply_patch, parent_text
 
@@ -151,12 +151,9 @@ def write_second_pass(root: Path, pool: pd.DataFrame, batches: list[str]) -> lis
 
 def second_pass_agreement(root: Path) -> dict[str, Any]:
     """Agreement of the second pass with the edit writers' labels, per batch and overall."""
-    by_batch: dict[str, list[dict[str, Any]]] = {}
-    for _, record in jsonl_records(root / SECOND_KEY):
-        by_batch.setdefault(str(record["batch"]), []).append(record)
     report: dict[str, Any] = {"batches": {}}
     every = []
-    for batch, items in sorted(by_batch.items()):
+    for batch, items in sorted(read_key(root, SECOND_KEY).items()):
         try:
             answers = parse_answers(root / SECOND_DIR / f"{batch}.tsv", len(items))
         except (IncompleteAnswers, FileNotFoundError):
@@ -177,7 +174,7 @@ def second_pass_agreement(root: Path) -> dict[str, Any]:
 
 def check_batch(root: Path, pool: pd.DataFrame, batch: str) -> list[str]:
     """Every problem of a t-batch's edit lines and check answers, for the writer to fix."""
-    keys = [r for _, r in jsonl_records(root / KEY_FILE) if r["batch"] == batch]
+    keys = read_key(root, KEY_FILE).get(batch, [])
     if not keys:
         raise BadInput(f"no batch {batch!r} in {root / KEY_FILE}")
     texts = pool.drop_duplicates("id").set_index("id")["text"]
@@ -198,12 +195,8 @@ def check_batch(root: Path, pool: pd.DataFrame, batch: str) -> list[str]:
         text = " ".join(str(record.get("text", "")).split())
         if not text or text == parent_text(texts[key["id"]]):
             problems.append(f"{where}: the text must be the edited message")
-        fields = [
-            "-" if record.get(k) is None else str(record.get(k))
-            for k in ("frustration_level", "boredom", "complaint", "legitimacy", "route")
-        ]
         try:
-            parse_line("\t".join([str(item), *fields, str(record.get("tags") or "-")]), where)
+            edit_labels(record, where)
         except BadInput as exc:
             problems.append(str(exc))
     missing = sorted(set(range(1, len(keys) + 1)) - seen)
@@ -211,7 +204,7 @@ def check_batch(root: Path, pool: pd.DataFrame, batch: str) -> list[str]:
         problems.append(
             f"{path}: items not answered yet: {missing[:10]}{' ...' * (len(missing) > 10)}"
         )
-    checks = [r for _, r in jsonl_records(root / CHECKS_KEY) if r["batch"] == batch]
+    checks = read_key(root, CHECKS_KEY).get(batch, [])
     try:
         parse_answers(root / CHECKS_DIR / f"{batch}.tsv", len(checks))
     except FileNotFoundError:

@@ -192,7 +192,8 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
             "second_pass": i in second,
             "adjudicated": i in adjudicated,
         }
-    counterfactual = counterfactual_rows(root, labelled, real_gold_dir)
+    edit_gates = edit_batch_gates(root, real_gold_dir)
+    counterfactual = counterfactual_rows(root, labelled, edit_gates)
     write_jsonl_records(root / "labelled.jsonl", labelled.values())
     write_jsonl_records(root / "counterfactual.jsonl", counterfactual)
     report = summary(list(labelled.values()), counterfactual)
@@ -207,10 +208,7 @@ def build(root: Path = SCALE_DIR, real_gold_dir: Path = REAL_GOLD_DIR) -> dict[s
         batches={b: g["status"] for b, g in gates.items()},
         attempts={b: rejected[b] + (g["status"] != "pending") for b, g in gates.items()},
         check_questions=agreement(check_pairs, skip=gated.check_skips),
-        edit_batches={
-            b: {"status": g["status"], **({"checks": g["checks"]} if "checks" in g else {})}
-            for b, g in edit_batch_gates(root, real_gold_dir).items()
-        },
+        edit_batches=edit_gates,
         retired_checks=len(retired_checks(root)),
         second_pass={
             "rows": len(both),

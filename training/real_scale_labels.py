@@ -46,13 +46,12 @@ class IncompleteAnswers(BadInput):
     """A batch file that does not answer every item yet (its labeller is still at work)."""
 
 
-def read_key(root: Path) -> dict[str, list[dict[str, Any]]]:
-    """`key.jsonl` by batch: each item's number, message id and whether it is a hidden check,
-    in item order (never shown to labellers)."""
-    from training.gold import jsonl_records
-
+def read_key(root: Path, name: str = "key.jsonl") -> dict[str, list[dict[str, Any]]]:
+    """A key file by batch, in item order (never shown to labellers): `key.jsonl` gives each
+    item's number, message id and whether it is a hidden check; the counterfactual keys
+    (`training.counterfactual`) have the same lines by batch."""
     batches: dict[str, list[dict[str, Any]]] = {}
-    for _, record in jsonl_records(root / "key.jsonl"):
+    for _, record in jsonl_records(root / name):
         batches.setdefault(str(record["batch"]), []).append(record)
     return batches
 

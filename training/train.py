@@ -29,7 +29,7 @@ from serving.core.metrics import best_f1_threshold, expected_calibration_error
 from serving.core.text import load_tokenizer, normalise
 from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
 from training.config import TrainConfig, default_encoder, load_config, to_toml
-from training.counterfactual import ALL_EDITS, ID_MARKER, parent_positions
+from training.counterfactual import ALL_EDITS, parent_and_edit, parent_positions
 from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.distill import distillation_loss, teacher_targets, unlabelled_messages
 from training.model import MultiTaskModel
@@ -72,8 +72,7 @@ def load_splits(config: TrainConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         unknown = sorted(set(left_out) - set(ALL_EDITS))
         if unknown:
             raise BadInput(f"leave_out_edits: no such edits {unknown} (known: {ALL_EDITS})")
-        ids = train["id"].astype(str)
-        dropped = ids.map(lambda i: i.partition(ID_MARKER)[2] in left_out)
+        dropped = train["id"].astype(str).map(lambda i: parent_and_edit(i)[1] in left_out)
         train, public = train[~dropped], public[~dropped]
     if not config.weak_legitimacy:
         train.loc[public, mask_column("legitimacy")] = 0.0

@@ -16,7 +16,6 @@ not a test: compare figures only within one run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -25,9 +24,9 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from evaluation.bench.load import Target, run_step
-from evaluation.bench.server import Variant, best_rate, bodies, free_port, serve, timing_split
+from evaluation.bench.server import Variant, best_rate, bodies, free_port, ladder, serve
 from serving.core.contract import TOKENIZER_FILE
+from serving.http.settings import Settings
 
 __all__ = ["live_bodies"]
 
@@ -55,30 +54,6 @@ def live_bodies(tokenizer: Tokenizer, threads: int, seed: int) -> list[bytes]:
     return out
 
 
-def _ladder(
-    url: str, payloads: list[bytes], seconds: float, warm: float
-) -> list[dict[str, object]]:
-    steps, used = [], 0
-    for rate in RATES:
-        warm_n, n = round(rate * warm), round(rate * seconds)
-        warm_part = tuple(payloads[used : used + warm_n])
-        part = tuple(payloads[used + warm_n : used + warm_n + n])
-        used += warm_n + n
-        asyncio.run(run_step(Target.parse(f"{url}/v1/score", warm_part), rate, warm, seed=1))
-        step = asyncio.run(run_step(Target.parse(f"{url}/v1/score", part), rate, seconds))
-        steps.append(step.as_dict())
-        latency = step.latency_ms
-        print(
-            f"  {rate:>5}/s -> {step.achieved_rps:>6}/s p50 {latency.get('p50')} "
-            f"p99 {latency.get('p99')} ms, errors {step.errors}",
-            file=sys.stderr,
-            flush=True,
-        )
-        if step.errors or latency.get("p99", 1e9) > 1000:
-            break
-    return steps
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", type=Path, default=Path("models/release"))
@@ -87,22 +62,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tokenizer = Tokenizer.from_file(str(args.release / TOKENIZER_FILE))
-    needed = sum(round(r * (args.seconds + args.warm)) + 1 for r in RATES)
-    payloads = live_bodies(tokenizer, needed // 3 + GROUP, seed=11)
+    needed = sum(round(r * args.warm) + round(r * args.seconds) + 2 for r in RATES)
+    payloads = tuple(live_bodies(tokenizer, needed // 3 + GROUP, seed=11))
     report: dict[str, object] = {"load_before": os.getloadavg()}
-    for name, size in (("cache off", "0"), ("cache on", "10000")):
+    default = Settings.model_fields["score_cache_size"].default
+    for name, size in (("cache off", "0"), ("cache on", str(default))):
         print(f"{name}:", file=sys.stderr)
         port = free_port()
         variant = Variant(name, {"HELPDESK_SCORE_CACHE_SIZE": size})
         command, env = variant.command(args.release, port)
         with serve(name, command, port, env) as server:
-            before = server.metrics()
-            steps = _ladder(server.url, payloads, args.seconds, args.warm)
-            report[name] = {
-                "steps": steps,
-                "best_rate_p99_50ms": best_rate(steps),
-                "timing_split": timing_split(before, server.metrics()),
-            }
+            steps = ladder(server, payloads, RATES, args.seconds, args.warm, fresh=True)
+            report[name] = {"steps": steps, "best_rate_p99_50ms": best_rate(steps)}
     report["load_after"] = os.getloadavg()
     for name in ("cache off", "cache on"):
         entry = report[name]

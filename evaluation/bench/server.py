@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -250,11 +250,17 @@ async def _sampled(server: Server, step: asyncio.Task[Step]) -> float:
 
 
 async def _step(
-    server: Server, payloads: tuple[bytes, ...], rate: float, seconds: float, warm: float
+    server: Server,
+    payloads: tuple[bytes, ...],
+    rate: float,
+    seconds: float,
+    warm: float,
+    warm_payloads: tuple[bytes, ...] | None = None,
 ) -> dict[str, object]:
     target = Target.parse(f"{server.url}/v1/score", payloads)
     if warm > 0:
-        await run_step(target, rate, warm, seed=1)
+        warming = target if warm_payloads is None else replace(target, bodies=warm_payloads)
+        await run_step(warming, rate, warm, seed=1)
     before, cpu = server.metrics(), cpu_seconds(server.pid)
     task = asyncio.create_task(run_step(target, rate, seconds))
     peak = await _sampled(server, task)
@@ -275,11 +281,24 @@ def ladder(
     seconds: float,
     warm: float,
     progress: bool = True,
+    fresh: bool = False,
 ) -> list[dict[str, object]]:
-    """Run each rate in turn; stop after a step with errors or p99 > 1 s."""
+    """Run each rate in turn; stop after a step with errors or p99 > 1 s. With `fresh`, every
+    request of the ladder, warm-up included, takes the next unused payload (none repeats)."""
     steps = []
+    used = 0
     for rate in rates:
-        step = asyncio.run(_step(server, payloads, rate, seconds, warm))
+        warm_payloads = None
+        step_payloads = payloads
+        if fresh:
+            warm_n = max(1, round(rate * warm)) if warm > 0 else 0
+            n = max(1, round(rate * seconds))
+            if used + warm_n + n > len(payloads):
+                raise ValueError(f"{len(payloads)} payloads run out at {rate}/s: none may repeat")
+            warm_payloads = payloads[used : used + warm_n]
+            step_payloads = payloads[used + warm_n : used + warm_n + n]
+            used += warm_n + n
+        step = asyncio.run(_step(server, step_payloads, rate, seconds, warm, warm_payloads))
         steps.append(step)
         if progress:
             print(

@@ -163,8 +163,7 @@ class Scorer:
         tokenizing and in the ONNX session.
         """
         timings = timings if timings is not None else Timings()
-        reads = self.manifest.context_length > 0
-        context = list(contexts) if reads and contexts is not None else [""] * len(texts)
+        context = self._read_contexts(len(texts), contexts)
         order = np.argsort(
             [len(t) + len(c) for t, c in zip(texts, context, strict=True)], kind="stable"
         )
@@ -180,13 +179,20 @@ class Scorer:
                 truncated[i] = flag
         return probs, truncated
 
+    def _read_contexts(self, count: int, contexts: Sequence[str] | None) -> list[str]:
+        """The contexts this model reads: as given for a thread-reading model, none ("")
+        for one that reads the message alone, or when none were given."""
+        if self.manifest.context_length > 0 and contexts is not None:
+            return list(contexts)
+        return [""] * count
+
     def token_counts(
         self, texts: Sequence[str], contexts: Sequence[str] | None = None
     ) -> list[int]:
         """The tokens each text (with its context, for a model that reads one) costs this
         model before padding: what admission and batching budget with."""
         manifest = self.manifest
-        context = contexts if manifest.context_length > 0 else None
+        context = self._read_contexts(len(texts), contexts)
         return token_counts(
             self.tokenizer, texts, manifest.max_length, context, manifest.context_length
         )
@@ -208,8 +214,7 @@ class Scorer:
         timings = timings if timings is not None else Timings()
         if self.cache is None:
             return self._scores(texts, batch_size, timings, contexts)
-        reads = self.manifest.context_length > 0 and contexts is not None
-        context = list(contexts) if reads and contexts is not None else [""] * len(texts)
+        context = self._read_contexts(len(texts), contexts)
         keys = [self.cache.key(t, c) for t, c in zip(texts, context, strict=True)]
         found = [self.cache.get(k) for k in keys]
         missing = [i for i, s in enumerate(found) if s is None]
