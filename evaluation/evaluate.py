@@ -23,7 +23,7 @@ from evaluation.baseline import DESCRIPTION, fit_baseline
 from evaluation.behaviour import behaviour_report
 from evaluation.groups import group_figures
 from evaluation.html_report import render_report
-from evaluation.route_confusion import label_routes, route_confusion, routes_for
+from evaluation.route_confusion import label_routes, route_confusion
 from evaluation.samples import (
     MISCLASSIFIED_FILE,
     PREDICTIONS_FILE,
@@ -34,7 +34,7 @@ from evaluation.samples import (
 )
 from evaluation.stats import head_figures
 from serving.core.contract import HEADS, SPLITS, mask_column
-from serving.core.decision.decide import Decision, DecisionRules, merge_rules
+from serving.core.decision.decide import Decision, DecisionRules, merge_rules, routes_for
 from serving.core.decision.phrasing import load_phrases
 from serving.core.decision.route_policy import load_policy
 from serving.core.errors import BadInput

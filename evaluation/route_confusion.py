@@ -8,18 +8,10 @@ import numpy as np
 import pandas as pd
 
 from serving.core.contract import HEADS, mask_column
-from serving.core.decision.decide import DecisionRules, decide
+from serving.core.decision.decide import DecisionRules, routes_for
 from serving.core.metrics import hard_labels
 
-__all__ = ["label_routes", "route_confusion", "routes_for"]
-
-
-def routes_for(scores: np.ndarray, rules: DecisionRules) -> list[str]:
-    """Route name for each row of a (n, len(HEADS)) score matrix, decided by serving."""
-    return [
-        decide(dict(zip(HEADS, row.tolist(), strict=True)), rules).route.name
-        for row in np.asarray(scores, dtype=float)
-    ]
+__all__ = ["label_routes", "route_confusion"]
 
 
 def label_routes(frame: pd.DataFrame, rules: DecisionRules) -> list[str]:

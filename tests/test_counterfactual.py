@@ -183,6 +183,31 @@ def test_draw_check_and_second_pass_of_targeted_batches(scale: tuple[Path, Path]
     assert report["all"]["frustration"]["agreement"] == 0.0
 
 
+def test_paired_round_asks_a_plain_request_of_each_passed_calm_report(
+    scale: tuple[Path, Path],
+) -> None:
+    """The second round draws the twin edit for the parents of passed polite reports only (t02
+    failed its checks), in a new batch after the last, never repeating a check question, and
+    only once."""
+    import pandas as pd
+
+    from training.counterfactual_draw import draw_paired_batches
+
+    gold_dir, root = scale
+    _targeted(root, t02_misses=True)
+    build(root, gold_dir)
+    ids = [f"m{i}" for i in range(8)] + [f"g{k}" for k in range(4)]
+    pool = pd.DataFrame({"id": ids, "text": PARENT, "history": "[]"})
+    assert draw_paired_batches(root, pool, gold_dir) == ["t03"]
+    key = [json.loads(x) for x in (root / "counterfactual_key.jsonl").read_text().splitlines()]
+    assert [(k["id"], k["edit"]) for k in key if k["batch"] == "t03"] == [("m0", "plain_request")]
+    assert "EDIT: plain_request" in (root / "to_label" / "t03.txt").read_text()
+    # the fixture's four gold checks were all asked in t01 and t02
+    assert "MESSAGE: " not in (root / "to_label" / "t03.checks.txt").read_text()
+    with pytest.raises(BadInput, match="drawn before"):
+        draw_paired_batches(root, pool, gold_dir)
+
+
 def test_leave_out_edits_drops_those_edits_from_train(tiny_dataset: Path, tmp_path: Path) -> None:
     import pandas as pd
 

@@ -58,6 +58,7 @@ TARGETED_EDITS: Mapping[str, str] = {
     "polite_report": "the same failure told calmly, politely and for the first time",
     "sarcastic": "the same failure told as sarcastic thanks or praise",
     "repeated": "the same request told as asked before or long waited for",
+    "plain_request": "the same matter as a plain request or question, with nothing gone wrong",
 }
 ALL_EDITS = (*EDITS, *TARGETED_EDITS)
 #: A counterfactual row's id is its parent's id, this marker and the edit.

@@ -4,6 +4,9 @@
 for each edit of TARGETED_EDITS (seeded; `TARGETED_QUOTAS`), writes each batch's items with the
 edit it asks for (`to_label/tNN.txt`) and its check questions from the real gold dev split
 (`to_label/tNN.checks.txt`, answered in `counterfactual_checks/tNN.tsv`), and appends the keys.
+`draw-pairs` is the second round (`PAIRED_EDITS`): for each passed edit of one kind, the same
+parent again with its twin edit (a plain request beside each calm report), so the model sees
+the pair that differs in the failure alone.
 `second BATCH...` writes a blind second pass over a seeded sample of a batch's edits
 (`to_label/tNN.second.txt`: the edited message in its thread, no labels, no parent);
 `agreement` compares its answers (`counterfactual_second/tNN.tsv`) with the writer's labels and
@@ -23,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from serving.core.errors import BadInput
-from training.counterfactual import CHECKS_DIR, CHECKS_KEY, KEY_FILE, edit_labels
+from training.counterfactual import (
+    CHECKS_DIR,
+    CHECKS_KEY,
+    KEY_FILE,
+    edit_batch_gates,
+    edit_labels,
+)
 from training.gold import jsonl_records
 from training.real_gold import REAL_GOLD_DIR, real_pool
 from training.real_scale import SCALE_DIR, retired_checks
@@ -32,12 +41,23 @@ from training.real_scale_labels import IncompleteAnswers, agreement, parse_answe
 from training.sources import DEFAULT_MIRROR
 from training.text_patch import apply_patch, parent_text
 
-__all__ = ["TARGETED_QUOTAS", "draw_edit_batches", "second_pass_agreement", "write_second_pass"]
+__all__ = [
+    "PAIRED_EDITS",
+    "TARGETED_QUOTAS",
+    "draw_edit_batches",
+    "draw_paired_batches",
+    "second_pass_agreement",
+    "write_second_pass",
+]
 
 SEED = 2028
 #: Parents per targeted edit, in drawing order (a parent gets one targeted edit).
 TARGETED_QUOTAS: Mapping[str, int] = {"polite_report": 400, "sarcastic": 360, "repeated": 200}
 EDIT_BATCH_SIZE = 160
+#: Second round: twin edit -> the edit whose passed parents it is drawn for.
+PAIRED_EDITS: Mapping[str, str] = {"plain_request": "polite_report"}
+#: Second-round batches are smaller, so more labellers share them.
+PAIRED_BATCH_SIZE = 82
 #: Parents longer than a tweet take a labeller far longer to edit minimally; they are left out.
 MAX_PARENT_CHARS = 280
 SECOND_PASS_ITEMS = 20
@@ -73,6 +93,47 @@ def _append(path: Path, records: list[dict[str, Any]]) -> None:
             handle.write(json.dumps(record) + "\n")
 
 
+def _gold_dev_with_text(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> pd.DataFrame:
+    """Real gold dev rows a check question may come from: not retired, not asked before."""
+    path = root / CHECKS_KEY
+    asked = {str(r["id"]) for _, r in jsonl_records(path)} if path.is_file() else set()
+    retired = {i for i, _ in retired_checks(root)} | asked
+    gold = pd.DataFrame([r for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")])
+    dev = gold[(gold["split"] == "dev") & ~gold["id"].isin(retired)]
+    return dev.merge(pool[["id", "history", "text"]], on="id", how="inner")
+
+
+def _write_batches(
+    root: Path,
+    parents: pd.DataFrame,
+    dev: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    first: int,
+    size: int,
+) -> list[str]:
+    """Write batches t<first>.. of `parents` (id, edit, history, text), `size` items each,
+    with their check questions; append their keys. Returns the batch names."""
+    out = root / "to_label"
+    out.mkdir(parents=True, exist_ok=True)
+    names, keys, check_keys = [], [], []
+    for k, start in enumerate(range(0, len(parents), size), first):
+        name = f"t{k:02d}"
+        part = parents.iloc[start : start + size]
+        checks = pick_checks(dev, CHECKS_PER_BATCH, rng)
+        (out / f"{name}.txt").write_text(render_edit_batch(part), encoding="utf-8")
+        (out / f"{name}.checks.txt").write_text(render_batch(checks), encoding="utf-8")
+        keys += [
+            {"batch": name, "item": n, "id": i, "edit": e}
+            for n, (i, e) in enumerate(zip(part["id"], part["edit"], strict=True), 1)
+        ]
+        check_keys += [{"batch": name, "item": n, "id": i} for n, i in enumerate(checks["id"], 1)]
+        names.append(name)
+    _append(root / KEY_FILE, keys)
+    _append(root / CHECKS_KEY, check_keys)
+    return names
+
+
 def draw_edit_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> list[str]:
     """Write the t-batches and their check questions; append their keys. Returns batch names."""
     if (root / CHECKS_KEY).is_file():
@@ -92,28 +153,36 @@ def draw_edit_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> li
     parents = pd.concat(parts)
     parents = parents.iloc[rng.permutation(len(parents))].reset_index(drop=True)
     parents = parents.join(texts, on="id")
-    retired = {i for i, _ in retired_checks(root)}
-    gold = pd.DataFrame([r for _, r in jsonl_records(real_gold_dir / "real_gold.jsonl")])
-    dev = gold[(gold["split"] == "dev") & ~gold["id"].isin(retired)]
-    dev = dev.merge(pool[["id", "history", "text"]], on="id", how="inner")
-    out = root / "to_label"
-    out.mkdir(parents=True, exist_ok=True)
-    names, keys, check_keys = [], [], []
-    for k, start in enumerate(range(0, len(parents), EDIT_BATCH_SIZE), 1):
-        name = f"t{k:02d}"
-        part = parents.iloc[start : start + EDIT_BATCH_SIZE]
-        checks = pick_checks(dev, CHECKS_PER_BATCH, rng)
-        (out / f"{name}.txt").write_text(render_edit_batch(part), encoding="utf-8")
-        (out / f"{name}.checks.txt").write_text(render_batch(checks), encoding="utf-8")
-        keys += [
-            {"batch": name, "item": n, "id": i, "edit": e}
-            for n, (i, e) in enumerate(zip(part["id"], part["edit"], strict=True), 1)
-        ]
-        check_keys += [{"batch": name, "item": n, "id": i} for n, i in enumerate(checks["id"], 1)]
-        names.append(name)
-    _append(root / KEY_FILE, keys)
-    _append(root / CHECKS_KEY, check_keys)
-    return names
+    dev = _gold_dev_with_text(root, pool, real_gold_dir)
+    return _write_batches(root, parents, dev, rng, first=1, size=EDIT_BATCH_SIZE)
+
+
+def draw_paired_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> list[str]:
+    """Write the second round: each PAIRED_EDITS twin for the parents of the passed edits of
+    its first kind, in new t-batches after the last one. Returns batch names."""
+    keys = read_key(root, KEY_FILE)
+    drawn = {k.get("edit") for items in keys.values() for k in items}
+    if drawn & set(PAIRED_EDITS):
+        raise BadInput(f"{root / KEY_FILE} has paired edits already: drawn before")
+    gates = edit_batch_gates(root, real_gold_dir)
+    rng = np.random.default_rng(SEED + 1)
+    texts = pool.drop_duplicates("id").set_index("id")[["history", "text"]]
+    parts = []
+    for twin, first_kind in PAIRED_EDITS.items():
+        ids = sorted(
+            str(keys[batch][int(r["item"]) - 1]["id"])
+            for batch, gate in gates.items()
+            if gate["status"] == "passed"
+            for _, r in jsonl_records(root / "counterfactual_edits" / f"{batch}.jsonl")
+            if r.get("edit") == first_kind
+        )
+        parts.append(pd.DataFrame({"id": ids, "edit": twin}))
+    parents = pd.concat(parts)
+    parents = parents.iloc[rng.permutation(len(parents))].reset_index(drop=True)
+    parents = parents.join(texts, on="id")
+    dev = _gold_dev_with_text(root, pool, real_gold_dir)
+    last = max(int(b[1:]) for b in keys)
+    return _write_batches(root, parents, dev, rng, first=last + 1, size=PAIRED_BATCH_SIZE)
 
 
 def _edits(root: Path, batch: str) -> dict[int, dict[str, Any]]:
@@ -220,7 +289,7 @@ def pool_of(args: argparse.Namespace) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("draw", "check", "second", "agreement"))
+    parser.add_argument("command", choices=("draw", "draw-pairs", "check", "second", "agreement"))
     parser.add_argument("batches", nargs="*", help="for check and second: the batches")
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR)
     parser.add_argument("--root", type=Path, default=SCALE_DIR)
@@ -229,6 +298,9 @@ def main() -> None:
         if args.command == "draw":
             names = draw_edit_batches(args.root, pool_of(args), REAL_GOLD_DIR)
             print(f"wrote {len(names)} targeted batches in {args.root / 'to_label'}: {names}")
+        elif args.command == "draw-pairs":
+            names = draw_paired_batches(args.root, pool_of(args), REAL_GOLD_DIR)
+            print(f"wrote {len(names)} paired batches in {args.root / 'to_label'}: {names}")
         elif args.command == "check":
             problems = [p for b in args.batches for p in check_batch(args.root, pool_of(args), b)]
             print("\n".join(problems) or "ok")

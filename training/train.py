@@ -34,6 +34,7 @@ from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.distill import distillation_loss, teacher_targets, unlabelled_messages
 from training.model import MultiTaskModel
 from training.predict import auroc_by_head, contexts_of, encode, predict_dev
+from training.route_selection import check_select_on, dev_route_agreement, selection_score
 from training.run_folder import (
     BEST_DEV_LOGITS_FILE,
     BEST_WEIGHTS_FILE,
@@ -221,6 +222,7 @@ def check_resume(saved: dict[str, object], config: TrainConfig) -> None:
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
+    check_select_on(config.select_on)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -358,11 +360,13 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if config.context_length:
             alone = predict_dev(model, tokenizer, dev_rows, config, "dev alone", False)
             report["without_context"] = auroc_by_head(dev_rows[picked], sigmoid(alone[picked]))
+        routes = dev_route_agreement(dev_rows, dev_logits, fit_calibration(dev_rows, dev_logits))
+        report["route_agreement"] = routes
         history.append(report)
         tqdm.write(json.dumps(report))
         tracker.epoch(epoch + 1, report, float(np.mean(losses)) if losses else float("nan"))
-        if mean > best:
-            best, stale = mean, 0
+        if (score := selection_score(config.select_on, mean, routes)) > best:
+            best, stale = score, 0
             torch.save(model.state_dict(), run_dir / BEST_WEIGHTS_FILE)
             best_logits = dev_logits
         else:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import numpy as np
+
 from serving.core.artifact import Manifest
 from serving.core.contract import HEADS
 from serving.core.decision.route_policy import Policy, Rule, route
@@ -34,6 +36,7 @@ __all__ = [
     "decide",
     "frustration_level",
     "merge_rules",
+    "routes_for",
     "rules_in_force",
     "thread_summary",
 ]
@@ -200,3 +203,12 @@ def _reason(
     if rule.min_frustrated_turns:
         shown += f", {streak} frustrated turns in a row"
     return f"{rule.reason} ({shown})"
+
+
+def routes_for(scores: np.ndarray, rules: DecisionRules) -> list[str]:
+    """Route name of each row of a (n, len(HEADS)) matrix of calibrated scores, each row
+    decided as a lone message (no thread)."""
+    return [
+        decide(dict(zip(HEADS, row.tolist(), strict=True)), rules).route.name
+        for row in np.asarray(scores, dtype=float)
+    ]
