@@ -181,6 +181,7 @@ def test_draw_check_and_second_pass_of_targeted_batches(scale: tuple[Path, Path]
     # the writer called the edit calm, the second pass mildly frustrated
     assert report["all"]["complaint"]["agreement"] == 1.0
     assert report["all"]["frustration"]["agreement"] == 0.0
+    assert report["rounds"] == {"targeted": report["all"]}
 
 
 def test_paired_round_asks_a_plain_request_of_each_passed_calm_report(

@@ -219,9 +219,16 @@ def write_second_pass(root: Path, pool: pd.DataFrame, batches: list[str]) -> lis
 
 
 def second_pass_agreement(root: Path) -> dict[str, Any]:
-    """Agreement of the second pass with the edit writers' labels, per batch and overall."""
-    report: dict[str, Any] = {"batches": {}}
-    every = []
+    """Agreement of the second pass with the edit writers' labels, per batch, per round (the
+    targeted round, and the paired round whose edits are nearly all one class, so that
+    pooling them would inflate kappa) and overall."""
+    report: dict[str, Any] = {"batches": {}, "rounds": {}}
+    paired = {
+        batch
+        for batch, keys in read_key(root, KEY_FILE).items()
+        if {k.get("edit") for k in keys} <= set(PAIRED_EDITS)
+    }
+    rounds: dict[str, list[Any]] = {}
     for batch, items in sorted(read_key(root, SECOND_KEY).items()):
         try:
             answers = parse_answers(root / SECOND_DIR / f"{batch}.tsv", len(items))
@@ -234,8 +241,10 @@ def second_pass_agreement(root: Path) -> dict[str, Any]:
             for k in items
             for i in [k["edit_item"]]
         ]
-        every += pairs
+        rounds.setdefault("paired" if batch in paired else "targeted", []).extend(pairs)
         report["batches"][batch] = agreement(pairs)
+    report["rounds"] = {name: agreement(pairs) for name, pairs in rounds.items()}
+    every = [pair for pairs in rounds.values() for pair in pairs]
     report["all"] = agreement(every) if every else {}
     (root / AGREEMENT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report

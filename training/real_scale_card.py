@@ -59,15 +59,18 @@ def _targeted_section(report: dict[str, Any]) -> list[str]:
         return []
     rejected = SCALE_DIR / "counterfactual_checks" / "rejected"
     path = SCALE_DIR / "counterfactual_agreement.json"
-    second = json.loads(path.read_text())["all"] if path.is_file() else {}
+    rounds = json.loads(path.read_text()).get("rounds", {}) if path.is_file() else {}
     return [
         "### Targeted edits (t-batches)",
         "",
         "Edits of what release 0.4.0 read wrong, each item asking for one (`data/LABELLING.md`,",
         "`python -m training.counterfactual_draw`): `polite_report` (a frustrated complaint",
         "told calmly, for the first time), `sarcastic` (the failure told as sarcastic thanks),",
-        "`repeated` (a calm complaint told as asked before). Parents are train messages of at",
-        "most 280 characters. Labelling agents wrote and labelled them; each batch carried 14",
+        "`repeated` (a calm complaint told as asked before); then, from t07 (`draw-pairs`),",
+        "`plain_request` (the same matter with nothing gone wrong) for every parent whose",
+        "polite report passed, so each calm complaint has a no-complaint twin. Parents are",
+        "train messages of at most 280 characters. Labelling agents wrote and labelled them;",
+        "each batch carried 14",
         "check questions from the real gold dev split in a file of their own (so, unlike the",
         "scaled batches, the writer knew them), and its edits count only when those reach",
         f"kappa {CHECK_KAPPA} on every head; a batch that fails is written again from scratch",
@@ -79,8 +82,15 @@ def _targeted_section(report: dict[str, Any]) -> list[str]:
         )
         + ".",
         "A blind second pass (another agent, the edited message in its thread, no labels)",
-        "labelled 20 edits of each passed batch; kappa against the writer: "
-        + (", ".join(f"{k} {_kappa(v)}" for k, v in second.items()) or "not run yet")
+        "labelled 20 edits of each passed batch; kappa against the writer, by round (where a",
+        "round's sample is all one class, kappa is n/a and the agreement is what it shows): "
+        + (
+            "; ".join(
+                f"{name}: " + ", ".join(f"{k} {_kappa(v)}" for k, v in heads.items())
+                for name, heads in sorted(rounds.items())
+            )
+            or "not run yet"
+        )
         + ".",
         "",
     ]
