@@ -205,7 +205,8 @@ def test_paired_round_asks_a_plain_request_of_each_passed_calm_report(
     assert "EDIT: plain_request" in (root / "to_label" / "t03.txt").read_text()
     # the fixture's four gold checks were all asked in t01 and t02
     assert "MESSAGE: " not in (root / "to_label" / "t03.checks.txt").read_text()
-    with pytest.raises(BadInput, match="drawn before"):
+    # no sarcastic edit passed, so there is no sincere-thanks twin to ask for either
+    with pytest.raises(BadInput, match="left to draw"):
         draw_paired_batches(root, pool, gold_dir)
 
 

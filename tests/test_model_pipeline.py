@@ -257,7 +257,7 @@ def test_calibrate_only_reproduces_the_run_calibration(tiny_run: Path, tmp_path:
     copy = tmp_path / "run"
     shutil.copytree(tiny_run, copy)
     (copy / "calibration.json").unlink()
-    recalibrate(copy)
+    recalibrate(copy, "f1")
     fresh = json.loads((copy / "calibration.json").read_text())
     original = json.loads((tiny_run / "calibration.json").read_text())
     for head in HEADS:

@@ -8,7 +8,8 @@ import pytest
 
 from serving.core.contract import HEADS
 from serving.core.errors import BadInput
-from training.route_selection import check_select_on, dev_route_agreement, selection_score
+from training.calibrate import fit_calibration, route_thresholds
+from training.route_selection import check_run_rules, dev_route_agreement, selection_score
 
 CALIBRATION = {
     "temperature": dict.fromkeys(HEADS, 2.0),
@@ -56,4 +57,54 @@ def test_selection_adds_routes_only_when_asked() -> None:
     assert selection_score("auroc+routes", 0.9, 0.7) == pytest.approx(1.6)
     assert selection_score("auroc+routes", 0.9, None) == 0.9
     with pytest.raises(BadInput, match="select_on"):
-        check_select_on("routes")
+        check_run_rules("routes", "f1")
+    with pytest.raises(BadInput, match="threshold_rule"):
+        check_run_rules("auroc", "auroc")
+
+
+def test_route_thresholds_search_the_cut_the_routes_need() -> None:
+    """Two plain requests at complaint 0.3 and 0.6, two calm legitimate complaints at 0.8 and
+    0.9: the routes need a complaint threshold above 0.6; the first grid point that gives it
+    is 0.625. Boredom is not searched."""
+    probs = np.array([[0.1, 0.0, c, 0.9] for c in (0.3, 0.6, 0.8, 0.9)])
+    expected = ["standard", "standard", "complaint_desk", "complaint_desk"]
+    given = dict.fromkeys(HEADS, 0.5) | {"boredom": 0.42}
+    tuned = route_thresholds(probs, expected, given)
+    assert tuned["complaint"] == pytest.approx(0.625)
+    assert tuned["boredom"] == 0.42
+    assert route_thresholds(probs, ["complaint_desk"] * 4, given)["complaint"] == 0.25
+    with pytest.raises(BadInput, match="scores and n routes"):
+        route_thresholds(probs, expected[:3], given)
+
+
+def test_fit_calibration_sets_thresholds_for_routes_when_asked() -> None:
+    rng = np.random.default_rng(0)
+    n = 200
+    complaint = rng.integers(0, 2, n)
+    frame = pd.DataFrame(
+        {
+            "source": "real_scale",
+            "frustration": 0.0,
+            "frustration_level": "none",
+            "boredom": 0.0,
+            "complaint": complaint.astype(float),
+            "legitimacy": 1.0,
+            "route": np.where(complaint == 1, "complaint_desk", "standard"),
+            **{f"has_{h}": 1 for h in HEADS},
+        }
+    )
+    logits = np.column_stack(
+        [
+            rng.normal(-3, 1, n),
+            rng.normal(-3, 1, n),
+            (complaint * 4 - 2) + rng.normal(0, 1, n),
+            rng.normal(3, 1, n),
+        ]
+    )
+    f1 = fit_calibration(frame, logits, "f1")
+    routes = fit_calibration(frame, logits, "routes")
+    assert "routes" not in str(f1["fitted_on"]) and "200 routes" in str(routes["fitted_on"])
+    assert routes["temperature"] == f1["temperature"]
+    assert dev_route_agreement(frame, logits, routes) >= dev_route_agreement(frame, logits, f1)
+    with pytest.raises(BadInput, match="no dev row"):
+        fit_calibration(frame.assign(route=None), logits, "routes")

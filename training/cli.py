@@ -81,7 +81,11 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
     calibrate_only: Annotated[
-        bool, typer.Option(help="Only refit calibration.json of the finished run run_name.")
+        bool,
+        typer.Option(
+            help="Only refit calibration.json of the finished run run_name (with the "
+            "threshold_rule of --config / --set)."
+        ),
     ] = False,
 ) -> None:
     """Fine-tune the multi-task model; the run goes to models/runs/<run_name>/."""
@@ -91,7 +95,11 @@ def train(
         from training.train import train as run
 
         resolved = load_config(config, set_)
-        folder = recalibrate(resolved.run_dir) if calibrate_only else run(resolved, resume=resume)
+        folder = (
+            recalibrate(resolved.run_dir, resolved.threshold_rule)
+            if calibrate_only
+            else run(resolved, resume=resume)
+        )
     typer.echo(f"run finished: {folder}")
 
 

@@ -39,6 +39,7 @@ class TrainConfig:
     leave_out_edits: str = ""  # comma list of counterfactual edits not trained on ("sarcastic")
     pair_weight: float = 0.0  # >0: an edit's logits pulled to its parent's on heads they agree
     select_on: str = "auroc"  # what picks the best epoch: "auroc" (mean), or "auroc+routes"
+    threshold_rule: str = "f1"  # thresholds: each head's best dev F1, or "routes" (agreement)
     seed: int = 13
     threads: int = 0  # 0: torch's default
     encoder_layers: int = 0  # 0: all of the encoder's layers; N: a student of N layers

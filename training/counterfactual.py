@@ -59,6 +59,7 @@ TARGETED_EDITS: Mapping[str, str] = {
     "sarcastic": "the same failure told as sarcastic thanks or praise",
     "repeated": "the same request told as asked before or long waited for",
     "plain_request": "the same matter as a plain request or question, with nothing gone wrong",
+    "sincere_thanks": "the same matter told as sincere thanks, where it went well",
 }
 ALL_EDITS = (*EDITS, *TARGETED_EDITS)
 #: A counterfactual row's id is its parent's id, this marker and the edit.

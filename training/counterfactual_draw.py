@@ -4,9 +4,9 @@
 for each edit of TARGETED_EDITS (seeded; `TARGETED_QUOTAS`), writes each batch's items with the
 edit it asks for (`to_label/tNN.txt`) and its check questions from the real gold dev split
 (`to_label/tNN.checks.txt`, answered in `counterfactual_checks/tNN.tsv`), and appends the keys.
-`draw-pairs` is the second round (`PAIRED_EDITS`): for each passed edit of one kind, the same
-parent again with its twin edit (a plain request beside each calm report), so the model sees
-the pair that differs in the failure alone.
+`draw-pairs` draws the paired rounds not drawn yet (`PAIRED_EDITS`): for each passed edit of one
+kind, the same parent again with its twin edit (a plain request beside each calm report, sincere
+thanks beside each sarcastic one), so the model sees pairs that differ in the failure alone.
 `second BATCH...` writes a blind second pass over a seeded sample of a batch's edits
 (`to_label/tNN.second.txt`: the edited message in its thread, no labels, no parent);
 `agreement` compares its answers (`counterfactual_second/tNN.tsv`) with the writer's labels and
@@ -54,9 +54,13 @@ SEED = 2028
 #: Parents per targeted edit, in drawing order (a parent gets one targeted edit).
 TARGETED_QUOTAS: Mapping[str, int] = {"polite_report": 400, "sarcastic": 360, "repeated": 200}
 EDIT_BATCH_SIZE = 160
-#: Second round: twin edit -> the edit whose passed parents it is drawn for.
-PAIRED_EDITS: Mapping[str, str] = {"plain_request": "polite_report"}
-#: Second-round batches are smaller, so more labellers share them.
+#: Paired rounds: twin edit -> the edit whose passed parents it is drawn for (a plain request
+#: beside each calm report, sincere thanks beside each sarcastic one), in drawing order.
+PAIRED_EDITS: Mapping[str, str] = {
+    "plain_request": "polite_report",
+    "sincere_thanks": "sarcastic",
+}
+#: Paired batches are smaller, so more labellers share them.
 PAIRED_BATCH_SIZE = 82
 #: Parents longer than a tweet take a labeller far longer to edit minimally; they are left out.
 MAX_PARENT_CHARS = 280
@@ -158,31 +162,33 @@ def draw_edit_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> li
 
 
 def draw_paired_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> list[str]:
-    """Write the second round: each PAIRED_EDITS twin for the parents of the passed edits of
-    its first kind, in new t-batches after the last one. Returns batch names."""
+    """Write the paired rounds not drawn yet: for each PAIRED_EDITS twin, batches (after the
+    last one) asking it of the parents of the passed edits of its first kind, seeded per twin
+    so each round draws the same whatever came before. Returns the batch names."""
     keys = read_key(root, KEY_FILE)
     drawn = {k.get("edit") for items in keys.values() for k in items}
-    if drawn & set(PAIRED_EDITS):
-        raise BadInput(f"{root / KEY_FILE} has paired edits already: drawn before")
+    todo = [twin for twin in PAIRED_EDITS if twin not in drawn]
     gates = edit_batch_gates(root, real_gold_dir)
-    rng = np.random.default_rng(SEED + 1)
     texts = pool.drop_duplicates("id").set_index("id")[["history", "text"]]
-    parts = []
-    for twin, first_kind in PAIRED_EDITS.items():
+    names: list[str] = []
+    for twin in todo:
+        rng = np.random.default_rng(SEED + 1 + list(PAIRED_EDITS).index(twin))
         ids = sorted(
             str(keys[batch][int(r["item"]) - 1]["id"])
             for batch, gate in gates.items()
             if gate["status"] == "passed"
             for _, r in jsonl_records(root / "counterfactual_edits" / f"{batch}.jsonl")
-            if r.get("edit") == first_kind
+            if r.get("edit") == PAIRED_EDITS[twin]
         )
-        parts.append(pd.DataFrame({"id": ids, "edit": twin}))
-    parents = pd.concat(parts)
-    parents = parents.iloc[rng.permutation(len(parents))].reset_index(drop=True)
-    parents = parents.join(texts, on="id")
-    dev = _gold_dev_with_text(root, pool, real_gold_dir)
-    last = max(int(b[1:]) for b in keys)
-    return _write_batches(root, parents, dev, rng, first=last + 1, size=PAIRED_BATCH_SIZE)
+        parents = pd.DataFrame({"id": ids, "edit": twin})
+        parents = parents.iloc[rng.permutation(len(parents))].reset_index(drop=True)
+        parents = parents.join(texts, on="id")
+        dev = _gold_dev_with_text(root, pool, real_gold_dir)
+        last = max(int(b[1:]) for b in [*keys, *names])
+        names += _write_batches(root, parents, dev, rng, first=last + 1, size=PAIRED_BATCH_SIZE)
+    if not names:
+        raise BadInput("no paired edits left to draw: drawn before, or no passed parents")
+    return names
 
 
 def _edits(root: Path, batch: str) -> dict[int, dict[str, Any]]:

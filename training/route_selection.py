@@ -1,7 +1,8 @@
 """Route agreement on real dev during training: how often serving's policy, fed a run's
 calibrated scores, picks the route the labeller gave. Mean AUROC can rise while the routes
 fall (docs/thread-model.md, "Toward 0.5.0"), so a run may select its epoch on both
-(`TrainConfig.select_on`)."""
+(`TrainConfig.select_on`); its thresholds may be set for the routes too
+(`training.calibrate.route_thresholds`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from serving.core.contract import HEADS
 from serving.core.decision.decide import merge_rules, routes_for
 from serving.core.decision.route_policy import load_policy
 from serving.core.errors import BadInput
-from training.calibrate import sigmoid
+from training.calibrate import THRESHOLD_RULES, sigmoid
 
-__all__ = ["SELECT_ON", "check_select_on", "dev_route_agreement", "selection_score"]
+__all__ = ["SELECT_ON", "check_run_rules", "dev_route_agreement", "selection_score"]
 
 #: What picks a run's best epoch: mean dev AUROC, or that plus dev route agreement.
 SELECT_ON = ("auroc", "auroc+routes")
@@ -42,10 +43,13 @@ def dev_route_agreement(
     return float(np.mean([r == e for r, e in zip(routes, expected, strict=True)]))
 
 
-def check_select_on(select_on: str) -> None:
-    """Refuse an unknown `select_on` before training starts, not after its first epoch."""
+def check_run_rules(select_on: str, threshold_rule: str) -> None:
+    """Refuse an unknown `select_on` or `threshold_rule` before training starts, not after
+    its first epoch."""
     if select_on not in SELECT_ON:
         raise BadInput(f"select_on must be one of {SELECT_ON}, got {select_on!r}")
+    if threshold_rule not in THRESHOLD_RULES:
+        raise BadInput(f"threshold_rule must be one of {THRESHOLD_RULES}, got {threshold_rule!r}")
 
 
 def selection_score(select_on: str, mean_auroc: float, routes: float | None) -> float:

@@ -25,16 +25,15 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from serving.core.contract import HEADS, TOKENIZER_FILE, mask_column
 from serving.core.errors import BadInput
 from serving.core.files import sha256_file
-from serving.core.metrics import best_f1_threshold, expected_calibration_error
 from serving.core.text import load_tokenizer, normalise
-from training.calibrate import fit_temperature, frustration_cutoffs, sigmoid
+from training.calibrate import fit_calibration, sigmoid
 from training.config import TrainConfig, default_encoder, load_config, to_toml
 from training.counterfactual import ALL_EDITS, parent_and_edit, parent_positions
 from training.dataset_rules import HAND_SOURCES, calibration_rows
 from training.distill import distillation_loss, teacher_targets, unlabelled_messages
 from training.model import MultiTaskModel
 from training.predict import auroc_by_head, contexts_of, encode, predict_dev
-from training.route_selection import check_select_on, dev_route_agreement, selection_score
+from training.route_selection import check_run_rules, dev_route_agreement, selection_score
 from training.run_folder import (
     BEST_DEV_LOGITS_FILE,
     BEST_WEIGHTS_FILE,
@@ -152,46 +151,25 @@ def length_batches(lengths: list[int], size: int, seed: int) -> list[np.ndarray]
     return [chunks[i] for i in rng.permutation(len(chunks))]
 
 
-def fit_calibration(frame: pd.DataFrame, logits: np.ndarray) -> dict[str, object]:
-    """Temperatures, thresholds and frustration cut-offs on in-domain dev rows (real text first)."""
-    gold, group = calibration_rows(frame)
-    result: dict[str, object] = {"fitted_on": f"{int(gold.sum())} dev rows of {group}"}
-    temperatures, thresholds, ece = {}, {}, {}
-    for j, head in enumerate(HEADS):
-        rows = gold & (frame[mask_column(head)].to_numpy() == 1)
-        labels = frame.loc[rows, head].to_numpy(dtype=float)
-        temperatures[head] = fit_temperature(logits[rows, j], labels)
-        probs = sigmoid(logits[rows, j] / temperatures[head])
-        thresholds[head] = best_f1_threshold(labels, probs)
-        ece[head] = expected_calibration_error(labels, probs)
-    rows = gold & (frame[mask_column("frustration")].to_numpy() == 1)
-    frustration = sigmoid(logits[rows, 0] / temperatures["frustration"])
-    result.update(
-        temperature=temperatures,
-        thresholds=thresholds,
-        dev_ece=ece,
-        frustration_levels=frustration_cutoffs(
-            frustration,
-            frame.loc[rows, "frustration"].to_numpy(dtype=float),
-            frame.loc[rows, "frustration_level"].to_numpy(dtype=object),
-        ),
-    )
-    return result
-
-
-def write_calibration(run_dir: Path, dev_rows: pd.DataFrame, dev_logits: np.ndarray) -> None:
+def write_calibration(
+    run_dir: Path, dev_rows: pd.DataFrame, dev_logits: np.ndarray, threshold_rule: str
+) -> None:
     np.save(run_dir / BEST_DEV_LOGITS_FILE, dev_logits)
-    calibration = fit_calibration(dev_rows, dev_logits)
+    calibration = fit_calibration(dev_rows, dev_logits, threshold_rule)
     (run_dir / CALIBRATION_FILE).write_text(json.dumps(calibration, indent=2) + "\n")
 
 
-def recalibrate(run_dir: Path) -> Path:
-    """Refit calibration.json of a finished run from its best weights, without training."""
+def recalibrate(run_dir: Path, threshold_rule: str) -> Path:
+    """Refit calibration.json of a finished run from its best weights, without training, by
+    `threshold_rule`, which its config.toml then records."""
     run = load_run(run_dir)
+    check_run_rules(run.config.select_on, threshold_rule)
+    config = dataclasses.replace(run.config, threshold_rule=threshold_rule)
     tokenizer = load_tokenizer(run.tokenizer_file)
-    _, dev_rows = load_splits(run.config)
-    logits = predict_dev(run.model(), tokenizer, dev_rows, run.config, "calibrate")
-    write_calibration(run_dir, dev_rows, logits)
+    _, dev_rows = load_splits(config)
+    logits = predict_dev(run.model(), tokenizer, dev_rows, config, "calibrate")
+    write_calibration(run_dir, dev_rows, logits, threshold_rule)
+    (run_dir / CONFIG_FILE).write_text(to_toml(config))
     return run_dir
 
 
@@ -205,6 +183,7 @@ RESUME_MAY_CHANGE = (
     "eval_batch_size",
     "threads",
     "track",
+    "threshold_rule",  # only the calibration after the last epoch reads it
 )
 
 
@@ -222,7 +201,7 @@ def check_resume(saved: dict[str, object], config: TrainConfig) -> None:
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:
-    check_select_on(config.select_on)
+    check_run_rules(config.select_on, config.threshold_rule)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -360,7 +339,8 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
         if config.context_length:
             alone = predict_dev(model, tokenizer, dev_rows, config, "dev alone", False)
             report["without_context"] = auroc_by_head(dev_rows[picked], sigmoid(alone[picked]))
-        routes = dev_route_agreement(dev_rows, dev_logits, fit_calibration(dev_rows, dev_logits))
+        calibration = fit_calibration(dev_rows, dev_logits, config.threshold_rule)
+        routes = dev_route_agreement(dev_rows, dev_logits, calibration)
         report["route_agreement"] = routes
         history.append(report)
         tqdm.write(json.dumps(report))
@@ -389,7 +369,7 @@ def train(config: TrainConfig, resume: bool = False) -> Path:
     if best_logits is None:  # resumed after the best epoch: predict it again
         model.load_state_dict(torch.load(run_dir / BEST_WEIGHTS_FILE))
         best_logits = predict_dev(model, tokenizer, dev_rows, config, "calibrate")
-    write_calibration(run_dir, dev_rows, best_logits)
+    write_calibration(run_dir, dev_rows, best_logits, config.threshold_rule)
     metrics = {
         "history": history,
         "train_rows": len(train_rows),
