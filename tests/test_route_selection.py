@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from serving.core.contract import HEADS
+from serving.core.decision.route_policy import load_policy
 from serving.core.errors import BadInput
 from training.calibrate import fit_calibration, route_thresholds
 from training.route_selection import check_run_rules, dev_route_agreement, selection_score
@@ -75,6 +78,19 @@ def test_route_thresholds_search_the_cut_the_routes_need() -> None:
     assert route_thresholds(probs, ["complaint_desk"] * 4, given)["complaint"] == 0.25
     with pytest.raises(BadInput, match="scores and n routes"):
         route_thresholds(probs, expected[:3], given)
+
+
+def test_route_thresholds_leave_a_policy_override_alone() -> None:
+    """A complaint threshold the policy overrides (0.95: no row above it, so no
+    complaint_desk) is not searched and keeps its given value; the search reads the override,
+    so the best it finds is every row standard."""
+    probs = np.array([[0.1, 0.0, c, 0.9] for c in (0.3, 0.6, 0.8, 0.9)])
+    expected = ["standard", "standard", "complaint_desk", "complaint_desk"]
+    given = dict.fromkeys(HEADS, 0.5)
+    policy = dataclasses.replace(load_policy(), thresholds={"complaint": 0.95})
+    tuned = route_thresholds(probs, expected, given, policy=policy)
+    assert tuned["complaint"] == 0.5
+    assert tuned["frustration"] == 0.25 and tuned["legitimacy"] == 0.25
 
 
 def test_fit_calibration_sets_thresholds_for_routes_when_asked() -> None:

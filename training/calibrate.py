@@ -89,22 +89,30 @@ def _lone_routes(policy: Policy) -> np.ndarray:
 
 
 def route_thresholds(
-    probs: np.ndarray, expected: Sequence[str], thresholds: Mapping[str, float]
+    probs: np.ndarray,
+    expected: Sequence[str],
+    thresholds: Mapping[str, float],
+    *,
+    policy: Policy | None = None,
 ) -> dict[str, float]:
     """Thresholds with those of ROUTE_TUNED_HEADS searched over ROUTE_GRID for the best route
     agreement of `probs` (n, len(HEADS), calibrated) with `expected` (n route names), each row
-    a lone message; the other heads keep `thresholds`. The first best grid point wins."""
+    a lone message; the other heads keep `thresholds`. A head whose threshold the policy
+    (default: serving's) overrides is not searched, and the search uses the override, as
+    serving would. The first best grid point wins."""
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 2 or probs.shape[1] != len(HEADS) or len(expected) != len(probs):
         raise BadInput(f"route_thresholds needs (n, {len(HEADS)}) scores and n routes")
-    table = _lone_routes(load_policy())
+    policy = policy if policy is not None else load_policy()
+    table = _lone_routes(policy)
     wanted = np.asarray(expected, dtype=object)
+    searched = [h for h in ROUTE_TUNED_HEADS if h not in policy.thresholds]
     fixed = sum(
-        (probs[:, j] >= thresholds[h]).astype(np.int64) << j
+        (probs[:, j] >= policy.thresholds.get(h, thresholds[h])).astype(np.int64) << j
         for j, h in enumerate(HEADS)
-        if h not in ROUTE_TUNED_HEADS
+        if h not in searched
     )
-    tuned = [HEADS.index(h) for h in ROUTE_TUNED_HEADS]
+    tuned = [HEADS.index(h) for h in searched]
     bits = {j: [(probs[:, j] >= t).astype(np.int64) << j for t in ROUTE_GRID] for j in tuned}
     best, best_at = -1.0, (0,) * len(tuned)
     for at in itertools.product(range(len(ROUTE_GRID)), repeat=len(tuned)):

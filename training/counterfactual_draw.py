@@ -177,7 +177,7 @@ def draw_paired_batches(root: Path, pool: pd.DataFrame, real_gold_dir: Path) -> 
             str(keys[batch][int(r["item"]) - 1]["id"])
             for batch, gate in gates.items()
             if gate["status"] == "passed"
-            for _, r in jsonl_records(root / "counterfactual_edits" / f"{batch}.jsonl")
+            for r in _edits(root, batch).values()
             if r.get("edit") == PAIRED_EDITS[twin]
         )
         parents = pd.DataFrame({"id": ids, "edit": twin})
